@@ -1,0 +1,60 @@
+"""Benchmark options and reports: a table on the terminal and the same figures as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """quick: a smoke-sized run (what CI uses); seeds: independent repetitions; seed: the first seed."""
+
+    quick: bool = False
+    seeds: int = 1
+    seed: int = 0
+
+
+@dataclass
+class BenchReport:
+    """rows: one dict per table line (same keys in every row); notes: free-text lines after the table."""
+
+    name: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        if not self.rows:
+            return f"{self.name}: no rows"
+        keys = list(self.rows[0])
+        cells = [[_fmt(r.get(k)) for k in keys] for r in self.rows]
+        widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+        lines = [f"== bench {self.name} ==", "  ".join(k.ljust(w) for k, w in zip(keys, widths))]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+        return "\n".join(lines + self.notes)
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        """Write atomically (temp file + rename) so an interrupted run never leaves half a file."""
+        payload = {
+            "bench": self.name,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+            "rows": self.rows,
+            "notes": self.notes,
+        }
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False, suffix=".tmp") as tmp:
+            json.dump(payload, tmp, indent=2)
+        os.replace(tmp.name, target)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

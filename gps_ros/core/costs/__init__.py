@@ -1,0 +1,1 @@
+"""Trajectory costs with analytic first and second derivatives, batched over samples and time."""
