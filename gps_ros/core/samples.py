@@ -40,6 +40,7 @@ class SampleBatch:
     noise: np.ndarray | None = None
     state_slices: Mapping[str, slice] = field(default_factory=dict)
     obs_slices: Mapping[str, slice] = field(default_factory=dict)
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         X = check_array("X", self.X, (None, None, None))
@@ -53,6 +54,9 @@ class SampleBatch:
             for key, sl in slices.items():
                 if not isinstance(sl, slice) or sl.start is None or sl.stop is None or not 0 <= sl.start < sl.stop <= dim:
                     raise ValueError(f"{fname}[{key!r}]: expected a slice within [0, {dim}), got {sl}")
+        extras = {key: check_array(f"extras[{key!r}]", val, (N, T) + (None,) * (np.ndim(val) - 2), dtype=np.asarray(val).dtype)
+                  for key, val in self.extras.items()}
+        object.__setattr__(self, "extras", extras)
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "U", U)
         object.__setattr__(self, "obs", obs)
@@ -92,7 +96,10 @@ class SampleBatch:
     def __getitem__(self, index: int | slice | np.ndarray) -> SampleBatch:
         """Sub-batch of samples (always keeps the sample axis)."""
         idx = np.atleast_1d(np.arange(self.N)[index])
-        return SampleBatch(self.X[idx], self.U[idx], self.obs[idx], self.noise[idx], self.state_slices, self.obs_slices)
+        return SampleBatch(
+            self.X[idx], self.U[idx], self.obs[idx], self.noise[idx], self.state_slices, self.obs_slices,
+            {key: val[idx] for key, val in self.extras.items()},
+        )
 
     @staticmethod
     def concatenate(batches: Sequence[SampleBatch]) -> SampleBatch:
@@ -101,10 +108,15 @@ class SampleBatch:
             raise ValueError("batches: expected at least one batch, got none")
         first = batches[0]
         for i, b in enumerate(batches[1:], start=1):
-            if (b.T, b.dX, b.dU, b.dO) != (first.T, first.dX, first.dU, first.dO) or b.state_slices != first.state_slices:
+            if (
+                (b.T, b.dX, b.dU, b.dO) != (first.T, first.dX, first.dU, first.dO)
+                or b.state_slices != first.state_slices
+                or set(b.extras) != set(first.extras)
+            ):
                 raise ValueError(
                     f"batches[{i}]: expected T={first.T}, dX={first.dX}, dU={first.dU}, dO={first.dO} and the same "
-                    f"state layout, got T={b.T}, dX={b.dX}, dU={b.dU}, dO={b.dO}"
+                    f"state layout and extras {sorted(first.extras)}, got T={b.T}, dX={b.dX}, dU={b.dU}, dO={b.dO}, "
+                    f"extras {sorted(b.extras)}"
                 )
         return SampleBatch(
             np.concatenate([b.X for b in batches]),
@@ -113,4 +125,5 @@ class SampleBatch:
             np.concatenate([b.noise for b in batches]),
             first.state_slices,
             first.obs_slices,
+            {key: np.concatenate([b.extras[key] for b in batches]) for key in first.extras},
         )
