@@ -127,3 +127,37 @@ class SampleBatch:
             first.obs_slices,
             {key: np.concatenate([b.extras[key] for b in batches]) for key in first.extras},
         )
+
+
+TRIAL_COMPLETE = "complete"
+TRIAL_ABORTED = "aborted"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One executed trial as the recorder stores it.
+
+    sample: the recorded steps (N = 1, T = steps completed); stamps_ns: [T] int64
+    measurement times in nanoseconds; status: ``"complete"`` or ``"aborted"`` with
+    ``abort_reason`` saying why.
+    """
+
+    trial_id: int
+    condition: int
+    horizon: int
+    sample: SampleBatch
+    stamps_ns: np.ndarray
+    status: str = TRIAL_COMPLETE
+    abort_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.sample.N != 1:
+            raise ValueError(f"sample: expected exactly one trajectory (N = 1), got N = {self.sample.N}")
+        if self.status not in (TRIAL_COMPLETE, TRIAL_ABORTED):
+            raise ValueError(f"status: expected {TRIAL_COMPLETE!r} or {TRIAL_ABORTED!r}, got {self.status!r}")
+        if not 0 < self.sample.T <= self.horizon:
+            raise ValueError(f"horizon: expected at least the {self.sample.T} recorded steps, got {self.horizon}")
+        if self.status == TRIAL_COMPLETE and self.sample.T != self.horizon:
+            raise ValueError(f"sample: a complete trial has horizon {self.horizon} steps, got {self.sample.T}")
+        stamps = check_array("stamps_ns", self.stamps_ns, (self.sample.T,), dtype=np.int64)
+        object.__setattr__(self, "stamps_ns", stamps)

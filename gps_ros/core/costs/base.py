@@ -1,10 +1,15 @@
-"""The quadratic expansion every cost returns."""
+"""The quadratic expansion every cost returns, and the interface every cost implements."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from gps_ros.core.samples import SampleBatch
+from gps_ros.core.validation import check_array
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,14 @@ class CostExpansion:
     luu: np.ndarray
     lux: np.ndarray
 
+    @staticmethod
+    def zeros(N: int, T: int, dX: int, dU: int) -> CostExpansion:
+        """An all-zero expansion of the given sizes."""
+        return CostExpansion(
+            np.zeros((N, T)), np.zeros((N, T, dX)), np.zeros((N, T, dU)),
+            np.zeros((N, T, dX, dX)), np.zeros((N, T, dU, dU)), np.zeros((N, T, dU, dX)),
+        )
+
     def __add__(self, other: CostExpansion) -> CostExpansion:
         return CostExpansion(*(a + b for a, b in zip(self._fields(), other._fields())))
 
@@ -30,3 +43,31 @@ class CostExpansion:
 
     def _fields(self) -> tuple[np.ndarray, ...]:
         return (self.l, self.lx, self.lu, self.lxx, self.luu, self.lux)
+
+
+@runtime_checkable
+class Cost(Protocol):
+    """A trajectory cost: value and derivatives at every step of every sample."""
+
+    def expand(self, samples: SampleBatch) -> CostExpansion:
+        """Expansion ``[N, T, ...]`` at the samples' states and actions."""
+        ...
+
+
+def expand_around(
+    cost: Cost,
+    x_mean: np.ndarray,
+    u_mean: np.ndarray,
+    extras: Mapping[str, np.ndarray] | None = None,
+    state_slices: Mapping[str, slice] | None = None,
+) -> CostExpansion:
+    """Expand ``cost`` around one trajectory, e.g. a trajectory distribution's mean.
+
+    x_mean: [T, dX]; u_mean: [T, dU]; extras: per-step arrays ``[T, ...]`` (e.g.
+    ``"ee_point_jacobians": [T, dP, dX]``); state_slices: the state layout the cost's
+    named slices refer to. Returns an expansion with N = 1.
+    """
+    x = check_array("x_mean", x_mean, (None, None))
+    u = check_array("u_mean", u_mean, (x.shape[0], None))
+    batch_extras = {key: np.asarray(val)[None] for key, val in (extras or {}).items()}
+    return cost.expand(SampleBatch(x[None], u[None], state_slices=state_slices or {}, extras=batch_extras))
