@@ -46,7 +46,7 @@ $(STAMPS)/venv: requirements.lock
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip==26.3
 	$(VENV)/bin/python -m pip install --quiet -r requirements.lock
 	$(VENV)/bin/python scripts/repair_cmake_paths.py $(VENV)
-	@touch $@
+	@touch $(VENV)/COLCON_IGNORE $@
 
 build: $(STAMPS)/built
 
@@ -57,7 +57,7 @@ $(STAMPS)/built: $(STAMPS)/venv $(SOURCES)
 	$(BUILD_ENV) cmake --build $(BUILD) -j2 >> $(BUILD).log 2>&1 || { tail -40 $(BUILD).log; exit 1; }
 	rm -rf $(SITE)/gps_ros
 	cmake --install $(BUILD) >> $(BUILD).log 2>&1 || { tail -40 $(BUILD).log; exit 1; }
-	@touch $@
+	@touch $(BUILD)/COLCON_IGNORE $(PREFIX)/COLCON_IGNORE $@
 
 test: build
 	cd tests && $(RUN_ENV) $(CURDIR)/$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),.)

@@ -1,0 +1,73 @@
+"""The `gps-ros` command: benchmarks, training, and starting ROS 2 nodes without ros2 run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gps_ros.bench.report import BenchOptions
+
+# Benchmark name -> module with run(options) -> BenchReport.
+BENCHMARKS = {
+    "core": "gps_ros.bench.core",
+    "sim": "gps_ros.bench.sim",
+}
+
+
+def _bench(args: argparse.Namespace) -> int:
+    module = importlib.import_module(BENCHMARKS[args.name])
+    report = module.run(BenchOptions(quick=args.quick, seeds=args.seeds, seed=args.seed))
+    print(report.table(), flush=True)
+    if args.json:
+        report.to_json(args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _node(args: argparse.Namespace) -> int:
+    from gps_ros.ros.node_table import node_executables
+
+    table = node_executables()
+    if args.name not in table:
+        raise SystemExit(f"node: expected one of {sorted(table)}, got {args.name!r}")
+    module, function = table[args.name]
+    return int(getattr(importlib.import_module(module), function)([args.name, *args.ros_args]) or 0)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gps_ros.train import train_main
+
+    return train_main(args.overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gps-ros", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bench = sub.add_parser("bench", help="run a benchmark scenario and print its figures")
+    bench.add_argument("name", choices=sorted(BENCHMARKS))
+    bench.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
+    bench.add_argument("--quick", action="store_true", help="smoke-sized run (what CI uses)")
+    bench.add_argument("--seeds", type=int, default=1, help="independent repetitions (default 1)")
+    bench.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    bench.set_defaults(func=_bench)
+
+    node = sub.add_parser("node", help="run one ROS 2 node of gps_ros (what `ros2 run gps_ros NAME` runs)")
+    node.add_argument("name")
+    node.add_argument("ros_args", nargs=argparse.REMAINDER, help="passed to the node, e.g. --ros-args -p topic:=x")
+    node.set_defaults(func=_node)
+
+    train = sub.add_parser("train", help="run the package's training job (see README)")
+    train.add_argument("overrides", nargs="*", help="key:=value settings")
+    train.set_defaults(func=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
