@@ -66,7 +66,7 @@ train: build
 	$(RUN_ENV) $(CURDIR)/$(VENV)/bin/python -m gps_ros.cli train $(TRAIN_ARGS)
 
 lock:
-	$(VENV)/bin/python -m pip freeze --exclude-editable | sed 's/^torch==.*/torch==2.13.0/' > requirements.lock
+	$(VENV)/bin/python scripts/lock_requirements.py > requirements.lock
 
 clean:
 	rm -rf $(BUILD) $(BUILD).log install $(STAMPS)
