@@ -1,0 +1,50 @@
+"""The agent interface: where samples come from (MuJoCo in-process, or a robot via ROS)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from gps_ros.core.samples import SampleBatch
+from gps_ros.policies.base import Policy
+
+
+class Agent(ABC):
+    """Runs policies for T steps from a condition and records the trials.
+
+    condition: an index of the task's fixed conditions, a condition object of the
+    implementation, or None for a random condition drawn from ``seed`` (reset-free
+    training). noise: [T, dU] standard-normal exploration noise (None: drawn from
+    ``seed`` with the agent's noise settings; pass zeros for the mean actions).
+    Same seed, same condition, same policy -> the same sample.
+    """
+
+    T: int
+    dX: int
+    dU: int
+    dO: int
+
+    @abstractmethod
+    def sample(
+        self,
+        policy: Policy,
+        condition: object = None,
+        noise: np.ndarray | None = None,
+        seed: int | None = None,
+        with_images: bool = False,
+    ) -> SampleBatch:
+        """One trial as a batch of N = 1."""
+
+    @abstractmethod
+    def sample_many(
+        self,
+        policies: Policy | Sequence[Policy],
+        conditions: Sequence[object],
+        noise: np.ndarray | None = None,
+        seed: int | None = None,
+        with_images: bool = False,
+    ) -> SampleBatch:
+        """One trial per entry of ``conditions`` (policies: one for all or one per entry);
+        noise: [N, T, dU] or None; per-trial seeds are spawned from ``seed``."""

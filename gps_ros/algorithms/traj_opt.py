@@ -1,0 +1,173 @@
+"""traj_opt: local linear-Gaussian policies improved by KL-constrained LQR under fitted dynamics.
+
+Per iteration and condition (Levine & Abbeel 2014; MDGPS Sec. 2.1, 4.2): refit the
+dynamics with the GMM prior, average the cost expansion over the samples, adjust the
+step size from predicted vs actual improvement, then run the C-step against the local
+policy that produced the samples with ε = kl_step · T · step multiplier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gps_ros.core.costs.base import Cost, CostExpansion
+from gps_ros.core.dynamics import InitialStateDistribution, LinearGaussianDynamics
+from gps_ros.core.dynamics_fit import fit_dynamics, fit_initial_state
+from gps_ros.core.kl_lqr import CStepConfig, kl_constrained_lqr
+from gps_ros.core.linear_gaussian import LinearGaussianPolicy
+from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM
+from gps_ros.core.samples import SampleBatch
+from gps_ros.core.step_size import StepSizeConfig, new_step_multiplier
+from gps_ros.core.traj_distribution import QuadraticCost, expected_cost, forward
+
+
+@dataclass(frozen=True)
+class TrajOptConfig:
+    """kl_step: ε per time step at step multiplier 1; initial_step_mult: the first multiplier;
+    step_size: multiplier range; c_step: η search settings; dynamics_prior: GMM prior settings
+    (None: plain ridge regression per time step); dynamics_regularization: ridge on the
+    [x; u] covariance; initial_state_floor: added to the fitted x_1 covariance."""
+
+    kl_step: float = 0.2
+    initial_step_mult: float = 1.0
+    step_size: StepSizeConfig = field(default_factory=StepSizeConfig)
+    c_step: CStepConfig = field(default_factory=CStepConfig)
+    dynamics_prior: DynamicsPriorConfig | None = field(default_factory=DynamicsPriorConfig)
+    dynamics_regularization: float = 1e-6
+    initial_state_floor: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not self.kl_step > 0:
+            raise ValueError(f"kl_step: expected a positive number, got {self.kl_step}")
+        if not self.step_size.min_mult <= self.initial_step_mult <= self.step_size.max_mult:
+            raise ValueError(
+                f"initial_step_mult: expected a number in [{self.step_size.min_mult}, {self.step_size.max_mult}], "
+                f"got {self.initial_step_mult}"
+            )
+
+
+@dataclass(frozen=True)
+class ConditionReport:
+    """One condition's iteration: sample_cost (mean total cost of the samples), expected_cost
+    (ℓ^k_k: the sampled policy under the new fit), predicted_cost (ℓ^{k+1}_k: the new policy
+    under the new fit), step_mult and epsilon used, and the C-step's eta, kl, backward_passes,
+    eta_raised."""
+
+    sample_cost: float
+    expected_cost: float
+    predicted_cost: float
+    step_mult: float
+    epsilon: float
+    eta: float
+    kl: float
+    backward_passes: int
+    eta_raised: bool
+
+
+@dataclass(frozen=True)
+class IterationResult:
+    iteration: int
+    conditions: list[ConditionReport]
+
+    @property
+    def mean_sample_cost(self) -> float:
+        return float(np.mean([c.sample_cost for c in self.conditions]))
+
+
+@dataclass
+class _ConditionState:
+    policy: LinearGaussianPolicy
+    prior: DynamicsPriorGMM | None
+    step_mult: float
+    eta: float | None = None
+    previous_cost: float | None = None  # ℓ^{k−1}_{k−1}
+    predicted_cost: float | None = None  # ℓ^k_{k−1}
+
+
+class TrajOpt:
+    """M conditions, one local policy each; ``iteration`` takes the samples drawn from ``local_policies``."""
+
+    def __init__(
+        self,
+        config: TrajOptConfig,
+        costs: Cost | Sequence[Cost],
+        initial_policies: Sequence[LinearGaussianPolicy],
+    ) -> None:
+        if not initial_policies:
+            raise ValueError("initial_policies: expected one policy per condition, got none")
+        first = initial_policies[0]
+        for m, p in enumerate(initial_policies):
+            if not isinstance(p, LinearGaussianPolicy) or p.K.shape != first.K.shape:
+                raise ValueError(
+                    f"initial_policies[{m}]: expected a LinearGaussianPolicy with K of shape {list(first.K.shape)}, "
+                    f"got {type(p).__name__}" + (f" with shape {list(p.K.shape)}" if isinstance(p, LinearGaussianPolicy) else "")
+                )
+        M = len(initial_policies)
+        cost_list = list(costs) if isinstance(costs, Sequence) else [costs] * M
+        if len(cost_list) != M or not all(isinstance(c, Cost) for c in cost_list):
+            raise ValueError(f"costs: expected one Cost or {M} (one per condition), got {costs!r}")
+        self.config = config
+        self.costs = cost_list
+        self.iteration_count = 0
+        self._conditions = [
+            _ConditionState(
+                p, None if config.dynamics_prior is None else DynamicsPriorGMM(config.dynamics_prior), config.initial_step_mult
+            )
+            for p in initial_policies
+        ]
+
+    @property
+    def local_policies(self) -> list[LinearGaussianPolicy]:
+        return [c.policy for c in self._conditions]
+
+    def iteration(self, samples_per_condition: Sequence[SampleBatch]) -> IterationResult:
+        """One iteration from samples_per_condition[m]: SampleBatch drawn from local_policies[m]."""
+        self._check_samples(samples_per_condition)
+        # Expanding every cost first means a cost that rejects its samples leaves no condition half-updated.
+        expansions = [cost.expand(samples) for cost, samples in zip(self.costs, samples_per_condition)]
+        reports = [self._update_condition(state, samples, expansion)
+                   for state, samples, expansion in zip(self._conditions, samples_per_condition, expansions)]
+        self.iteration_count += 1
+        return IterationResult(self.iteration_count, reports)
+
+    def _check_samples(self, samples_per_condition: Sequence[SampleBatch]) -> None:
+        M = len(self._conditions)
+        T, dU, dX = self._conditions[0].policy.K.shape
+        if len(samples_per_condition) != M:
+            raise ValueError(f"samples_per_condition: expected {M} batches (one per condition), got {len(samples_per_condition)}")
+        for m, s in enumerate(samples_per_condition):
+            if not isinstance(s, SampleBatch) or (s.T, s.dX, s.dU) != (T, dX, dU):
+                got = f"T={s.T}, dX={s.dX}, dU={s.dU}" if isinstance(s, SampleBatch) else type(s).__name__
+                raise ValueError(f"samples_per_condition[{m}]: expected a SampleBatch with T={T}, dX={dX}, dU={dU}, got {got}")
+
+    def _update_condition(self, state: _ConditionState, samples: SampleBatch, expansion: CostExpansion) -> ConditionReport:
+        cfg = self.config
+        sample_cost = float(expansion.l.sum(axis=1).mean())
+        quadratic = QuadraticCost.from_expansion(expansion, samples.X, samples.U)
+        if state.prior is not None:
+            state.prior.update(samples.X, samples.U)
+        dynamics = fit_dynamics(samples.X, samples.U, state.prior, cfg.dynamics_regularization)
+        x1 = fit_initial_state(samples.X, cfg.initial_state_floor)
+        current_cost = _total_cost(state.policy, dynamics, x1, quadratic)
+        if state.previous_cost is not None:
+            state.step_mult = new_step_multiplier(
+                state.step_mult, state.previous_cost, state.predicted_cost, current_cost, cfg.step_size
+            )
+        epsilon = cfg.kl_step * state.policy.T * state.step_mult
+        result = kl_constrained_lqr(dynamics, x1, quadratic, state.policy, epsilon, cfg.c_step, eta_start=state.eta)
+        predicted = float(expected_cost(result.traj, quadratic).sum())
+        state.policy, state.eta = result.policy, result.eta
+        state.previous_cost, state.predicted_cost = current_cost, predicted
+        return ConditionReport(
+            sample_cost, current_cost, predicted, state.step_mult, epsilon,
+            result.eta, result.kl, result.backward_passes, result.eta_raised,
+        )
+
+
+def _total_cost(
+    policy: LinearGaussianPolicy, dynamics: LinearGaussianDynamics, x1: InitialStateDistribution, cost: QuadraticCost
+) -> float:
+    return float(expected_cost(forward(policy, dynamics, x1), cost).sum())

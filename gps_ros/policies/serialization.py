@@ -1,0 +1,103 @@
+"""Saving and loading the global policy: one file for checkpoints and deployment, and
+flat float arrays + a JSON description for a ROS message.
+
+A loaded policy needs only the architecture, weights, normalisation and covariance;
+no optimizer or training state travels with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gps_ros.core.validation import check_array
+from gps_ros.policies.gaussian_policy import GaussianPolicy
+from gps_ros.policies.networks import PolicyArchitecture, build_network
+from gps_ros.policies.normalization import Normalization
+
+FORMAT = "gps_ros.gaussian_policy/1"
+
+
+def save_policy(policy: GaussianPolicy, path: str | os.PathLike) -> None:
+    """Write the policy to ``path`` atomically (temp file in the same folder, then rename)."""
+    payload = {
+        "format": FORMAT,
+        "architecture": policy.architecture.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in policy.network.state_dict().items()},
+        "shift": torch.from_numpy(policy.normalization.shift),
+        "scale": torch.from_numpy(policy.normalization.scale),
+        "n_fit": policy.normalization.n_fit,
+        "covariance": torch.from_numpy(policy.covariance),
+    }
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_policy(path: str | os.PathLike, device: torch.device | str | None = None) -> GaussianPolicy:
+    """Read a policy written by ``save_policy`` (tensors only: safe ``weights_only`` loading)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"path: expected a {FORMAT} file, got {path}")
+    arch = PolicyArchitecture.from_dict(payload["architecture"])
+    network = build_network(arch)
+    network.load_state_dict(payload["state_dict"])
+    normalization = Normalization(payload["shift"].numpy(), payload["scale"].numpy(), int(payload["n_fit"]))
+    return GaussianPolicy(arch, network, normalization, payload["covariance"].numpy(), device=device)
+
+
+def policy_to_flat(policy: GaussianPolicy) -> tuple[np.ndarray, str]:
+    """params [P] float64 and a JSON description (architecture, layout, normalisation count).
+
+    params = network tensors in state_dict order, then shift [dO], scale [dO],
+    covariance [dU * dU] row-major; the description's "layout" lists (name, shape).
+    """
+    tensors = {k: v.detach().cpu().double().numpy() for k, v in policy.network.state_dict().items()}
+    tensors["normalization.shift"] = policy.normalization.shift
+    tensors["normalization.scale"] = policy.normalization.scale
+    tensors["covariance"] = policy.covariance
+    params = np.concatenate([np.ravel(v) for v in tensors.values()])
+    description = {
+        "format": FORMAT,
+        "architecture": policy.architecture.to_dict(),
+        "layout": [[name, list(v.shape)] for name, v in tensors.items()],
+        "n_fit": policy.normalization.n_fit,
+    }
+    return params, json.dumps(description, sort_keys=True)
+
+
+def policy_from_flat(params: np.ndarray, description: str, device: torch.device | str | None = None) -> GaussianPolicy:
+    """Inverse of ``policy_to_flat``."""
+    try:
+        desc = json.loads(description)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"description: expected a JSON object, got invalid JSON ({exc})") from None
+    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
+        raise ValueError(f"description: expected a JSON object with format {FORMAT!r}")
+    arch = PolicyArchitecture.from_dict(desc["architecture"])
+    network = build_network(arch)
+    expected_layout = [[k, list(v.shape)] for k, v in network.state_dict().items()]
+    expected_layout += [["normalization.shift", [arch.dO]], ["normalization.scale", [arch.dO]], ["covariance", [arch.dU, arch.dU]]]
+    if desc["layout"] != expected_layout:
+        raise ValueError(f"description: layout does not match the architecture; expected {expected_layout}, got {desc['layout']}")
+    sizes = [int(np.prod(shape)) for _, shape in expected_layout]
+    params = check_array("params", params, (sum(sizes),))
+    chunks = np.split(params, np.cumsum(sizes)[:-1])
+    values = {name: chunk.reshape(shape) for (name, shape), chunk in zip(expected_layout, chunks)}
+    shift = values.pop("normalization.shift")
+    scale = values.pop("normalization.scale")
+    covariance = values.pop("covariance")
+    network.load_state_dict({k: torch.from_numpy(v) for k, v in values.items()})
+    return GaussianPolicy(arch, network, Normalization(shift, scale, int(desc["n_fit"])), covariance, device=device)

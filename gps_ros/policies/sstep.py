@@ -1,0 +1,152 @@
+"""The S-step of guided policy search (MDGPS App. B.2): fit the global policy to the local ones.
+
+Minimises sum_{t,i,j} KL(pi(u | o_tij) || p_i(u | x_tij)) over the network weights and
+the state-independent covariance. The mean part is the precision-weighted quadratic
+    loss = sum_{t,i,j} (mu_pi(o_tij) - mu_tij)^T C_ti^{-1} (mu_pi(o_tij) - mu_tij),
+trained with Adam on minibatches; the covariance part has the closed-form minimiser
+    Sigma = (mean over (t,i) of C_ti^{-1})^{-1}.
+The loss is the paper's form, i.e. twice the KL's mean-dependent part.
+
+Normalisation is fitted on the first call and then kept: the network is warm-started
+across iterations, and refitting would move its inputs under weights trained on the
+old map. The first iteration's data spans the initial-state distribution, so the
+map stays well conditioned; the network absorbs later drift.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gps_ros.core.validation import check_array, check_positive_definite
+from gps_ros.policies.gaussian_policy import GaussianPolicy
+from gps_ros.policies.normalization import Normalization
+
+
+@dataclass(frozen=True)
+class SStepConfig:
+    """iterations: Adam steps per S-step call; batch_size: (t, i, j) tuples per step;
+    lr, weight_decay: Adam's (L2) settings; progress_every: steps between progress reports."""
+
+    iterations: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    progress_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "progress_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: expected > 0, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay: expected >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class SStepProgress:
+    """mean_loss: the last minibatch's loss per (t, i, j) tuple."""
+
+    iteration: int
+    iterations: int
+    mean_loss: float
+    elapsed_s: float
+    eta_s: float
+
+
+def precision_weighted_loss(mu_pi: torch.Tensor, target: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """(mu_pi - target)^T precision (mu_pi - target) per row: mu_pi, target [B, dU]; precision [B, dU, dU] -> [B]."""
+    diff = mu_pi - target
+    return torch.einsum("bi,bij,bj->b", diff, precision, diff)
+
+
+def closed_form_covariance(precision: np.ndarray) -> np.ndarray:
+    """Sigma [dU, dU] = (mean of precision [..., dU, dU])^{-1}: the minimiser of sum tr(C^-1 Sigma) - log|Sigma|."""
+    mean_precision = precision.reshape(-1, *precision.shape[-2:]).mean(axis=0)
+    cov = np.linalg.inv(mean_precision)
+    return 0.5 * (cov + cov.T)
+
+
+class SStep:
+    """Trains ``policy`` in place; keeps the network and the Adam state between calls (warm start)."""
+
+    def __init__(self, policy: GaussianPolicy, config: SStepConfig | None = None) -> None:
+        self.policy = policy
+        self.config = config or SStepConfig()
+        self.optimizer = torch.optim.Adam(
+            policy.network.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+
+    def update(
+        self,
+        obs: np.ndarray,
+        target_mu: np.ndarray,
+        precision: np.ndarray,
+        progress: Callable[[SStepProgress], None] | None = None,
+    ) -> float:
+        """One S-step on obs [N, T, dO], local-policy mean actions target_mu [N, T, dU] at
+        those samples, and local-policy precisions C_ti^{-1} [N, T, dU, dU] (repeated for
+        the samples of one condition). Returns the final loss summed over all (t, i, j).
+        Inputs are checked before anything changes.
+        """
+        policy, cfg = self.policy, self.config
+        obs = check_array("obs", obs, (None, None, policy.dO))
+        N, T, _ = obs.shape
+        target_mu = check_array("target_mu", target_mu, (N, T, policy.dU))
+        precision = check_array("precision", precision, (N, T, policy.dU, policy.dU))
+        check_positive_definite("precision", precision)
+
+        if not policy.normalization.fitted:
+            policy.set_normalization(Normalization.fit(obs, policy.architecture))
+        policy.set_covariance(closed_form_covariance(precision))
+
+        M = N * T
+        device = policy.device
+        o = torch.tensor(obs.reshape(M, -1), dtype=torch.float32, device=device)
+        mu = torch.tensor(target_mu.reshape(M, -1), dtype=torch.float32, device=device)
+        prec = torch.tensor(precision.reshape(M, policy.dU, policy.dU), dtype=torch.float32, device=device)
+
+        policy.network.train()
+        batch = min(cfg.batch_size, M)
+        order = torch.randperm(M, generator=self.generator).to(device)
+        cursor = 0
+        start = time.perf_counter()
+        for it in range(1, cfg.iterations + 1):
+            if cursor + batch > M:
+                order = torch.randperm(M, generator=self.generator).to(device)
+                cursor = 0
+            idx = order[cursor : cursor + batch]
+            cursor += batch
+            loss = precision_weighted_loss(policy.mean(o[idx]), mu[idx], prec[idx]).mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if progress is not None and (it % cfg.progress_every == 0 or it == cfg.iterations):
+                elapsed = time.perf_counter() - start
+                progress(SStepProgress(it, cfg.iterations, loss.item(), elapsed, elapsed / it * (cfg.iterations - it)))
+        policy.network.eval()
+        return self._full_loss(o, mu, prec)
+
+    def _full_loss(self, obs: torch.Tensor, target_mu: torch.Tensor, precision: torch.Tensor, chunk: int = 8192) -> float:
+        """Loss summed over rows of obs [M, dO], target_mu [M, dU], precision [M, dU, dU] (device tensors)."""
+        total = 0.0
+        with torch.no_grad():
+            for s in range(0, obs.shape[0], chunk):
+                sl = slice(s, s + chunk)
+                total += float(precision_weighted_loss(self.policy.mean(obs[sl]), target_mu[sl], precision[sl]).sum())
+        return total
+
+    def state_dict(self) -> dict:
+        """Optimizer and minibatch-sampler state, for resuming a run from a checkpoint."""
+        return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
