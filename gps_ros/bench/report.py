@@ -54,6 +54,39 @@ class BenchReport:
         os.replace(tmp.name, target)
 
 
+def plot_curves(
+    path: str | os.PathLike,
+    curves: dict[str, tuple[list[float], list[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    reference: dict[str, float] | None = None,
+) -> None:
+    """A learning-curve PNG: one line per name -> (x, y); reference: horizontal lines
+    (e.g. a paper's figure) by label. Written atomically like the JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, (x, y) in curves.items():
+        ax.plot(x, y, "o-", markersize=3, label=name)
+    for label, value in (reference or {}).items():
+        ax.axhline(value, linestyle="--", color="gray", linewidth=1)
+        ax.annotate(label, (ax.get_xlim()[0], value), fontsize=8, color="gray", va="bottom")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".png") as tmp:
+        fig.savefig(tmp.name, dpi=100)
+    plt.close(fig)
+    os.replace(tmp.name, target)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
