@@ -14,6 +14,9 @@ SITE := $(PREFIX)/lib/python$(PYVER)/site-packages
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
+# The per-time-step matrices are small (tens of rows): one BLAS thread is faster, and
+# multi-threaded OpenBLAS stalls badly when the sim or another node holds a core.
+export OPENBLAS_NUM_THREADS ?= 1
 
 # Environment that runs what was built (not the source tree): the installed Python
 # package (hand-written modules + generated interfaces), its type-support libraries,

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from gps_ros.bench.report import BenchOptions
+# Before numpy loads: the per-time-step matrices are small, and multi-threaded OpenBLAS
+# is slower on them and stalls when another process (sim, controller) holds a core.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from gps_ros.bench.report import BenchOptions  # noqa: E402
 
 # Benchmark name -> module with run(options) -> BenchReport.
 BENCHMARKS = {

@@ -92,7 +92,7 @@ class MujocoAgent(Agent):
     ) -> SampleBatch:
         if noise is not None:
             noise = check_array("noise", noise, (self.T, self.dU))
-        return self._sample(as_policy(policy), condition, noise, np.random.SeedSequence(seed), with_images)
+        return self._sample(self._runner(policy, "policy"), condition, noise, np.random.SeedSequence(seed), with_images)
 
     def sample_many(
         self,
@@ -108,9 +108,9 @@ class MujocoAgent(Agent):
         if isinstance(policies, Sequence):
             if len(policies) != N:
                 raise ValueError(f"policies: expected one policy or {N} (one per condition), got {len(policies)}")
-            runners = [as_policy(p) for p in policies]
+            runners = [self._runner(p, f"policies[{i}]") for i, p in enumerate(policies)]
         else:
-            runners = [as_policy(policies)] * N
+            runners = [self._runner(policies, "policies")] * N
         if noise is not None:
             noise = check_array("noise", noise, (N, self.T, self.dU))
         seeds = np.random.SeedSequence(seed).spawn(N)
@@ -120,6 +120,18 @@ class MujocoAgent(Agent):
                 for i in range(N)
             ]
         )
+
+    def _runner(self, policy: object, name: str) -> Policy:
+        """The Policy to run for ``policy``, refused up front when the dimensions it declares
+        (T, dX, dU: those it has) differ from the agent's, so that no reset happens for it
+        and the step loop needs no checks."""
+        expected = {"T": self.T, "dX": self.dX, "dU": self.dU}
+        declared = {key: getattr(policy, key) for key in expected if hasattr(policy, key)}
+        if any(declared[key] != expected[key] for key in declared):
+            want = ", ".join(f"{key}={value}" for key, value in expected.items())
+            got = ", ".join(f"{key}={value}" for key, value in declared.items())
+            raise ValueError(f"{name}: expected {want}, got {got}")
+        return as_policy(policy)
 
     def _sample(
         self,

@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gps_ros.algorithms.local_models import (
+    check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
+)
 from gps_ros.core.costs.base import Cost, CostExpansion
-from gps_ros.core.dynamics import InitialStateDistribution, LinearGaussianDynamics
-from gps_ros.core.dynamics_fit import fit_dynamics, fit_initial_state
 from gps_ros.core.kl_lqr import CStepConfig, kl_constrained_lqr
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM
 from gps_ros.core.samples import SampleBatch
 from gps_ros.core.step_size import StepSizeConfig, new_step_multiplier
-from gps_ros.core.traj_distribution import QuadraticCost, expected_cost, forward
+from gps_ros.core.traj_distribution import expected_cost
 
 
 @dataclass(frozen=True)
@@ -96,19 +97,9 @@ class TrajOpt:
         costs: Cost | Sequence[Cost],
         initial_policies: Sequence[LinearGaussianPolicy],
     ) -> None:
-        if not initial_policies:
-            raise ValueError("initial_policies: expected one policy per condition, got none")
-        first = initial_policies[0]
-        for m, p in enumerate(initial_policies):
-            if not isinstance(p, LinearGaussianPolicy) or p.K.shape != first.K.shape:
-                raise ValueError(
-                    f"initial_policies[{m}]: expected a LinearGaussianPolicy with K of shape {list(first.K.shape)}, "
-                    f"got {type(p).__name__}" + (f" with shape {list(p.K.shape)}" if isinstance(p, LinearGaussianPolicy) else "")
-                )
+        check_initial_policies(initial_policies)
         M = len(initial_policies)
-        cost_list = list(costs) if isinstance(costs, Sequence) else [costs] * M
-        if len(cost_list) != M or not all(isinstance(c, Cost) for c in cost_list):
-            raise ValueError(f"costs: expected one Cost or {M} (one per condition), got {costs!r}")
+        cost_list = cost_per_condition(costs, M)
         self.config = config
         self.costs = cost_list
         self.iteration_count = 0
@@ -134,40 +125,24 @@ class TrajOpt:
         return IterationResult(self.iteration_count, reports)
 
     def _check_samples(self, samples_per_condition: Sequence[SampleBatch]) -> None:
-        M = len(self._conditions)
         T, dU, dX = self._conditions[0].policy.K.shape
-        if len(samples_per_condition) != M:
-            raise ValueError(f"samples_per_condition: expected {M} batches (one per condition), got {len(samples_per_condition)}")
-        for m, s in enumerate(samples_per_condition):
-            if not isinstance(s, SampleBatch) or (s.T, s.dX, s.dU) != (T, dX, dU):
-                got = f"T={s.T}, dX={s.dX}, dU={s.dU}" if isinstance(s, SampleBatch) else type(s).__name__
-                raise ValueError(f"samples_per_condition[{m}]: expected a SampleBatch with T={T}, dX={dX}, dU={dU}, got {got}")
+        check_sample_batches(samples_per_condition, len(self._conditions), T, dX, dU)
 
     def _update_condition(self, state: _ConditionState, samples: SampleBatch, expansion: CostExpansion) -> ConditionReport:
         cfg = self.config
-        sample_cost = float(expansion.l.sum(axis=1).mean())
-        quadratic = QuadraticCost.from_expansion(expansion, samples.X, samples.U)
-        if state.prior is not None:
-            state.prior.update(samples.X, samples.U)
-        dynamics = fit_dynamics(samples.X, samples.U, state.prior, cfg.dynamics_regularization)
-        x1 = fit_initial_state(samples.X, cfg.initial_state_floor)
-        current_cost = _total_cost(state.policy, dynamics, x1, quadratic)
+        model = fit_local_model(samples, expansion, state.prior, cfg.dynamics_regularization, cfg.initial_state_floor)
+        current_cost = model.policy_cost(state.policy)
         if state.previous_cost is not None:
             state.step_mult = new_step_multiplier(
                 state.step_mult, state.previous_cost, state.predicted_cost, current_cost, cfg.step_size
             )
         epsilon = cfg.kl_step * state.policy.T * state.step_mult
-        result = kl_constrained_lqr(dynamics, x1, quadratic, state.policy, epsilon, cfg.c_step, eta_start=state.eta)
-        predicted = float(expected_cost(result.traj, quadratic).sum())
+        result = kl_constrained_lqr(model.dynamics, model.x1, model.cost, state.policy, epsilon, cfg.c_step, eta_start=state.eta)
+        predicted = float(expected_cost(result.traj, model.cost).sum())
         state.policy, state.eta = result.policy, result.eta
         state.previous_cost, state.predicted_cost = current_cost, predicted
         return ConditionReport(
-            sample_cost, current_cost, predicted, state.step_mult, epsilon,
+            model.sample_cost, current_cost, predicted, state.step_mult, epsilon,
             result.eta, result.kl, result.backward_passes, result.eta_raised,
         )
 
-
-def _total_cost(
-    policy: LinearGaussianPolicy, dynamics: LinearGaussianDynamics, x1: InitialStateDistribution, cost: QuadraticCost
-) -> float:
-    return float(expected_cost(forward(policy, dynamics, x1), cost).sum())

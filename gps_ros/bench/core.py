@@ -6,12 +6,12 @@ over a buffer of 20 samples, a quadratic cost. The C-step runs on the fitted dyn
 cold (η from its default start) and warm (η from the previous solve, as in later
 iterations).
 
-    PYTHONPATH=. .venv/bin/python -m gps_ros.bench.core [--quick]
+    gps-ros bench core [--quick] [--seeds S] [--json FILE]
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 import time
 
 import numpy as np
@@ -40,6 +40,8 @@ def run(options: BenchOptions) -> BenchReport:
                             "dynamics_fit_ms": dyn["total_ms"], **c_step})
     report.notes.append("dynamics_fit_ms: GMM prior update + fit_dynamics, all conditions (median); "
                         "c_step_*_ms: one condition's C-step incl. η search (median); passes: backward passes (mean)")
+    report.notes.append(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; "
+                        "targets: C-step < 40 ms per condition, dynamics fit < 150 ms for 4 conditions")
     return report
 
 
@@ -76,16 +78,3 @@ def _time_c_step(T: int, dX: int, dU: int, conditions: int, samples: int, max_sa
         "c_step_cold_ms": float(np.median(cold) * 1e3), "cold_passes": float(np.mean(cold_passes)),
         "c_step_warm_ms": float(np.median(warm) * 1e3), "warm_passes": float(np.mean(warm_passes)),
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke size (what CI runs)")
-    parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(run(BenchOptions(quick=args.quick, seeds=args.seeds, seed=args.seed)).table())
-
-
-if __name__ == "__main__":
-    main()

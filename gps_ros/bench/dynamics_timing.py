@@ -4,19 +4,18 @@ One GPS iteration, per condition: add the new samples to the GMM prior's buffer 
 refit it (warm start), then fit the per-time-step dynamics with that prior. Samples
 come from a fixed random mildly nonlinear system (x' = x + dt tanh(A x + B u) + noise)
 driven by noisy linear feedback, so the mixture has structure to find.
-
-    PYTHONPATH=. .venv/bin/python -m gps_ros.bench.dynamics_timing [--quick] [--shared-prior]
+Reported by `gps-ros bench core`.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 import time
 
 import numpy as np
 
-from gps_ros.bench.report import BenchReport
 from gps_ros.core.dynamics_fit import fit_dynamics
+from gps_ros.core.gmm import GMMConfig
 from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM
 
 
@@ -29,12 +28,14 @@ def time_dynamics_fit(
     max_samples: int = 20,
     repeats: int = 7,
     shared_prior: bool = False,
+    gmm: GMMConfig = GMMConfig(),
     seed: int = 0,
-) -> dict[str, float]:
+) -> dict[str, float | int | bool]:
     """Median wall time (ms) of prior update + fit_dynamics for all conditions.
 
     shared_prior: one prior fed every condition's samples (False: one prior per
-    condition, as in the GPS reference code). The priors are warmed up (buffers full,
+    condition, as in the GPS reference code); gmm: the priors' EM settings (e.g.
+    warm_max_iterations). The priors are warmed up (buffers full,
     mixtures fitted) before timing. Returns total_ms (median), update_ms and fit_ms
     (medians of their sums over conditions), min_ms, em_iterations (mean) and the sizes.
     """
@@ -44,7 +45,7 @@ def time_dynamics_fit(
     warmup = -(-max_samples // samples)
     batches = [[_rollout(system, x0[c], samples, T, rng) for c in range(conditions)] for _ in range(warmup + repeats)]
     n_priors = 1 if shared_prior else conditions
-    priors = [DynamicsPriorGMM(DynamicsPriorConfig(max_samples=max_samples)) for _ in range(n_priors)]
+    priors = [DynamicsPriorGMM(DynamicsPriorConfig(max_samples=max_samples, gmm=gmm)) for _ in range(n_priors)]
 
     def iteration(batch: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float, list[int]]:
         t0 = time.perf_counter()
@@ -70,9 +71,9 @@ def time_dynamics_fit(
         "update_ms": float(np.median(update)),
         "fit_ms": float(np.median(fit)),
         "em_iterations": float(np.mean([r[2] for r in runs])),
-        "clusters": float(priors[0].gmm.n_clusters),
+        "clusters": priors[0].gmm.n_clusters,
         "T": T, "dX": dX, "dU": dU, "conditions": conditions, "samples": samples,
-        "max_samples": max_samples, "repeats": repeats, "shared_prior": float(shared_prior),
+        "max_samples": max_samples, "repeats": repeats, "shared_prior": shared_prior,
     }
 
 
@@ -94,19 +95,3 @@ def _rollout(system, x0: np.ndarray, N: int, T: int, rng: np.random.Generator) -
         if t + 1 < T:
             X[:, t + 1] = X[:, t] + dt * np.tanh(X[:, t] @ A.T + U[:, t] @ B.T) + 1e-3 * rng.standard_normal(X[:, t].shape)
     return X, U
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke size: T=20, 2 repeats")
-    parser.add_argument("--shared-prior", action="store_true", help="one prior for all conditions")
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
-    kwargs = {"T": 20, "repeats": 2} if args.quick else {"repeats": args.repeats}
-    figures = time_dynamics_fit(shared_prior=args.shared_prior, **kwargs)
-    report = BenchReport("dynamics_fit", rows=[figures])
-    print(report.table())
-
-
-if __name__ == "__main__":
-    main()

@@ -7,12 +7,11 @@ substeps on the same model, replaying the agent's torques from the same initial 
 (the same physics work). Also 64x64 camera frames per second. Targets: agent / bare
 >= 0.7, rendering >= 150 fps.
 
-    PYTHONPATH=. .venv/bin/python -m gps_ros.bench.sim [--quick]
+    gps-ros bench sim [--quick] [--json FILE]
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
 # gps_ros.agents first: it makes MUJOCO_GL default to egl before mujoco loads.
@@ -80,16 +79,3 @@ def _render_fps(agent: MujocoAgent, frames: int) -> float:
     for _ in range(frames):
         camera.render(agent.data, out)
     return frames / (time.perf_counter() - start)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke size (what CI runs)")
-    parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(run(BenchOptions(quick=args.quick, seeds=args.seeds, seed=args.seed)).table())
-
-
-if __name__ == "__main__":
-    main()

@@ -32,7 +32,7 @@ def fit_dynamics(
     X, U = _check_samples(X, U, "U", min_T=2)
     N, T, dX = X.shape
     _check_fit_inputs(N, dX + U.shape[2], prior, DynamicsPriorGMM, 2 * dX + U.shape[2], regularization)
-    tuples = np.concatenate([X[:, :-1], U[:, :-1], X[:, 1:]], axis=2).swapaxes(0, 1)  # [T-1, N, 2dX+dU]
+    tuples = DynamicsPriorGMM.tuples_from(X, U).swapaxes(0, 1)  # [T-1, N, 2dX+dU]
     F, f, W = _regress(tuples, dX + U.shape[2], prior, regularization)
     # The last step has no successor; repeating the previous one keeps shapes aligned.
     return LinearGaussianDynamics(
@@ -61,7 +61,7 @@ def fit_linearized_policy(
         raise ValueError(f"policy_cov: expected shape [{T}, {dU}, {dU}] or [{dU}, {dU}], got {list(cov.shape)}")
     check_positive_definite("policy_cov", cov)
     _check_fit_inputs(N, dX, prior, PolicyPriorGMM, dX + dU, regularization)
-    tuples = np.concatenate([X, U_mean], axis=2).swapaxes(0, 1)  # [T, N, dX+dU]
+    tuples = PolicyPriorGMM.tuples_from(X, U_mean).swapaxes(0, 1)  # [T, N, dX+dU]
     K, k, _ = _regress(tuples, dX, prior, regularization)
     return LinearGaussianPolicy(K=K, k=k, cov=np.broadcast_to(cov, (T, dU, dU)).copy())
 
@@ -130,15 +130,18 @@ def _joint_map(tuples: np.ndarray, prior: GMMPrior | None) -> tuple[np.ndarray, 
     """
     B, N, D = tuples.shape
     mu = tuples.mean(axis=1)
-    diff = tuples - mu[:, None, :]
-    scatter = np.swapaxes(diff, 1, 2) @ diff  # N S
     if prior is None:
-        mu0, Phi, m, n0 = np.zeros((B, D)), np.zeros((B, D, D)), 0.0, 0.0
+        mu0, Phi, m, n0 = np.zeros((1, D)), np.zeros((1, D, D)), 0.0, 0.0
     else:
         mu0, Phi, m, n0 = prior.eval_batch(tuples)
-    shift = mu - mu0
-    sigma = (scatter + m * Phi + (N * m / (N + m)) * shift[:, :, None] * shift[:, None, :]) / (N + n0)
-    return mu, 0.5 * (sigma + np.swapaxes(sigma, 1, 2))
+    # The mean-shift term rides along as one extra row of the scatter product:
+    # [diff; c (mu - mu0)]^T [diff; c (mu - mu0)] = N S + c^2 (mu - mu0)(mu - mu0)^T.
+    shift_row = np.sqrt(N * m / (N + m)) * (mu - mu0)[:, None, :]
+    rows = np.concatenate([tuples - mu[:, None, :], np.broadcast_to(shift_row, (B, 1, D))], axis=1)
+    sigma = np.swapaxes(rows, 1, 2) @ rows
+    sigma += np.multiply(Phi, m, out=Phi)  # Phi is this call's own array: scale it in place
+    sigma /= N + n0
+    return mu, sigma
 
 
 def _condition(

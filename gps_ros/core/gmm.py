@@ -1,13 +1,13 @@
 """Gaussian mixture models fitted by EM over points [M, D], warm-started from a previous fit.
 
 Why a hand-written EM and not scikit-learn's ``GaussianMixture(warm_start=True)``:
-measured on this 2-core machine at the MDGPS peg size (1980 tuples of dimension 59,
-20 clusters), scikit-learn 1.9.1 spent about 100 ms per EM iteration (it loops over
-clusters in Python for both the E- and the M-step), i.e. about 300 ms per warm refit,
-against a budget of about 35 ms per condition for prior update plus dynamics fit.
-Here the E-step whitens the points by all clusters' factors in one matrix product, and
-the M-step gathers each cluster's own points (responsibilities are nearly hard in
-these dimensions), which is several times faster; core stays numpy/scipy only.
+at the MDGPS peg size (1980 tuples of dimension 59, 20 clusters) on this 2-core
+machine, a two-iteration warm refit took about 60 ms with scikit-learn 1.9.1 (one BLAS
+thread; 170-300 ms with two threads on the shared machine) against about 22 ms here,
+and the budget is about 25 ms per condition (4 conditions, prior update plus dynamics
+fit, under 150 ms). Here the E-step whitens the points with triangular BLAS products
+(half the flops of a dense product) and the M-step gathers each cluster's own points
+(responsibilities are nearly hard in these dimensions). core stays numpy/scipy only.
 
 The M-step is a MAP estimate under a weak conjugate prior centred on the data's own
 mean and covariance (``prior_count`` pseudo-points): a cluster that loses all its
@@ -20,8 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg.blas import dtrmm
 from scipy.special import logsumexp
 
+from gps_ros.core.gaussian import chol_log_det
 from gps_ros.core.validation import batched_cholesky, check_array
 
 # Responsibilities below this are treated as 0 in the M-step; the error is below 1e-10
@@ -36,9 +38,10 @@ class GMMConfig:
     max_iterations: EM iterations from a fresh initialisation; warm_max_iterations: EM
     iterations from a warm start (the previous mixture already fits most of a sliding
     buffer; a prior needs a good mixture, not a converged one, and each iteration costs
-    about K M D^2 flops); tol: stop when the mean log-likelihood per
-    point changes by less than this; reg_covar: added to each cluster covariance's
-    diagonal, relative to each dimension's data variance (floored at var_floor);
+    about K M D^2 flops); tol: stop when the mean log-likelihood per point changes by
+    less than this; reg_covar, var_floor: each cluster covariance's diagonal gets
+    reg_covar times that dimension's data variance plus var_floor (so that constant
+    dimensions stay invertible);
     prior_count: pseudo-points pulling each cluster towards the data mean/covariance;
     seed: seeds the k-means++ initialisation.
     """
@@ -67,10 +70,10 @@ class GMMConfig:
 class GaussianMixture:
     """weights: [K] (sum to 1); means: [K, D]; covariances: [K, D, D] (SPD).
 
-    chol [K, D, D] (lower Cholesky factors) and whitening [D + 1, K D] (the stacked
-    inverse-transposed factors L_k^-T over the row -mu_k L_k^-T, so that
-    ``x @ whitening[:D] + whitening[D]`` whitens x for all clusters) are derived on
-    construction. iterations: EM steps of the fit that produced it.
+    chol [K, D, D] (lower Cholesky factors L_k), inv_chol_t [K, D, D] (L_k^-T, upper
+    triangular: ``(x - mu_k) @ L_k^-T`` whitens x) and whitened_means [K, D]
+    (mu_k L_k^-T) are derived on construction. iterations: EM steps of the fit that
+    produced it.
     """
 
     weights: np.ndarray
@@ -78,7 +81,8 @@ class GaussianMixture:
     covariances: np.ndarray
     iterations: int = 0
     chol: np.ndarray = field(init=False, repr=False)
-    whitening: np.ndarray = field(init=False, repr=False)
+    inv_chol_t: np.ndarray = field(init=False, repr=False)
+    whitened_means: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         means = check_array("means", self.means, (None, None))
@@ -92,10 +96,9 @@ class GaussianMixture:
         object.__setattr__(self, "means", means)
         object.__setattr__(self, "covariances", covariances)
         inv_chol_t = np.swapaxes(np.linalg.inv(chol), -1, -2)
-        shift = -np.einsum("kd,kde->ke", means, inv_chol_t)
-        whitening = np.vstack([inv_chol_t.transpose(1, 0, 2).reshape(D, K * D), shift.reshape(1, K * D)])
         object.__setattr__(self, "chol", chol)
-        object.__setattr__(self, "whitening", whitening)
+        object.__setattr__(self, "inv_chol_t", inv_chol_t)
+        object.__setattr__(self, "whitened_means", np.einsum("kd,kde->ke", means, inv_chol_t))
 
     @property
     def n_clusters(self) -> int:
@@ -107,19 +110,22 @@ class GaussianMixture:
 
     def log_joint(self, points: np.ndarray) -> np.ndarray:
         """log(w_k N(x_i; mu_k, Sigma_k)) for points [M, D] -> [M, K]."""
-        M, D = points.shape
-        # One GEMM whitens every point by every cluster: [x, 1] @ [[L^-T], [-mu L^-T]].
-        whitened = (points @ self.whitening[:D] + self.whitening[D]).reshape(M, self.n_clusters, D)
-        maha = np.einsum("mkd,mkd->mk", whitened, whitened)
-        log_det = 2.0 * np.log(np.diagonal(self.chol, axis1=-2, axis2=-1)).sum(axis=-1)
+        M, D = check_array("points", points, (None, self.dim)).shape
+        x = np.asfortranarray(points, dtype=np.float64)
+        maha = np.empty((M, self.n_clusters))
+        # x L_k^-T per cluster as a triangular BLAS product: half the flops of a dense GEMM.
+        for k in range(self.n_clusters):
+            whitened = dtrmm(1.0, self.inv_chol_t[k], x, side=1, lower=0)
+            whitened -= self.whitened_means[k]
+            maha[:, k] = np.einsum("md,md->m", whitened, whitened)
+        log_det = chol_log_det(self.chol)
         with np.errstate(divide="ignore"):
             log_w = np.log(self.weights)
         return log_w - 0.5 * (maha + log_det + D * np.log(2.0 * np.pi))
 
     def responsibilities(self, points: np.ndarray) -> np.ndarray:
         """Posterior cluster probabilities of points [M, D] -> [M, K] (rows sum to 1)."""
-        pts = check_array("points", points, (None, self.dim))
-        log_joint = self.log_joint(pts)
+        log_joint = self.log_joint(points)
         return _normalised_exp(log_joint, logsumexp(log_joint, axis=1, keepdims=True))
 
 
@@ -194,8 +200,8 @@ class _DataStats:
         counts = resp.sum(axis=0)
         sums = resp.T @ x
         second = np.empty((K, D, D))
-        # Responsibilities are nearly hard in D ~ 60, so gathering each cluster's own points
-        # costs about M D^2 in all instead of the K M D^2 of the dense weighted product.
+        # Responsibilities are nearly hard in D ~ 60: gathering each cluster's own points
+        # costs about M D^2 in all, not the K M D^2 of a dense weighted product.
         for k in range(K):
             rows = np.flatnonzero(resp[:, k])
             weighted = x[rows] * np.sqrt(resp[rows, k])[:, None]

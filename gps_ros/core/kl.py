@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gps_ros.core.gaussian import chol_log_det
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.traj_distribution import TrajectoryDistribution
 
@@ -17,7 +18,8 @@ def policy_kl_per_step(
     if traj.mu.shape != (p.T, p.dX + p.dU):
         raise ValueError(f"traj.mu: expected shape [{p.T}, {p.dX + p.dU}], got {list(traj.mu.shape)}")
     return gaussian_policy_kl(
-        p.K, p.k, p.cov, log_det(p.chol_cov), p_bar.K, p_bar.k, p_bar.inv_cov, log_det(p_bar.chol_cov), traj.mu_x, traj.sigma_x
+        p.K, p.k, p.cov, chol_log_det(p.chol_cov), p_bar.K, p_bar.k, p_bar.inv_cov, chol_log_det(p_bar.chol_cov),
+        traj.mu_x, traj.sigma_x,
     )
 
 
@@ -26,9 +28,8 @@ def policy_kl(p: LinearGaussianPolicy, p_bar: LinearGaussianPolicy, traj: Trajec
     return float(policy_kl_per_step(p, p_bar, traj).sum())
 
 
-def log_det(chol: np.ndarray) -> np.ndarray:
-    """log|C_t| [T] from lower Cholesky factors [T, d, d]."""
-    return 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)
+# gps_ros.algorithms.badmm imports the helper under this name.
+log_det = chol_log_det
 
 
 def gaussian_policy_kl(K, k, cov, logdet_cov, K_bar, k_bar, inv_cov_bar, logdet_cov_bar, mu_x, sigma_x) -> np.ndarray:

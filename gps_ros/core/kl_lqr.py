@@ -14,10 +14,11 @@ import numpy as np
 from scipy.linalg import lapack
 
 from gps_ros.core.dynamics import InitialStateDistribution, LinearGaussianDynamics
-from gps_ros.core.kl import gaussian_policy_kl, log_det
+from gps_ros.core.gaussian import chol_inverse, chol_log_det
+from gps_ros.core.kl import gaussian_policy_kl
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.traj_distribution import QuadraticCost, TrajectoryDistribution, forward_arrays
-from gps_ros.core.validation import check_array
+from gps_ros.core.validation import check_array, check_positive_definite
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,8 @@ def backward_pass(Fh: np.ndarray, Lh: np.ndarray, dX: int) -> tuple[np.ndarray, 
     return Kh, chol
 
 
-def _covariance(chol_quu: np.ndarray) -> np.ndarray:
-    """C_t = Q_uu⁻¹ from its lower Cholesky factors [T, dU, dU]."""
-    eye = np.broadcast_to(np.eye(chol_quu.shape[-1]), chol_quu.shape)
-    Linv = np.linalg.solve(chol_quu, eye)
-    C = np.swapaxes(Linv, 1, 2) @ Linv
-    return 0.5 * (C + np.swapaxes(C, 1, 2))
+# C_t = Q_uu⁻¹ from its Cholesky factors; gps_ros.algorithms.badmm imports it under this name.
+_covariance = chol_inverse
 
 
 def kl_constrained_lqr(
@@ -153,6 +150,7 @@ def kl_constrained_lqr(
     if cost.lz.shape != (T, dX + dU):
         raise ValueError(f"cost.lz: expected shape [{T}, {dX + dU}], got {list(cost.lz.shape)}")
     check_array("x1.mu", x1.mu, (dX,))
+    check_positive_definite("x1.sigma", check_array("x1.sigma", x1.sigma, (dX, dX)))
     if not float(epsilon) > 0:
         raise ValueError(f"epsilon: expected a positive number, got {epsilon}")
     eps = float(epsilon)
@@ -160,16 +158,16 @@ def kl_constrained_lqr(
     Fh = homogeneous_dynamics(dynamics)
     Lcost = homogeneous_cost(cost, dX)
     Lprior = surrogate_prior_terms(p_bar)
-    logdet_bar = log_det(p_bar.chol_cov)
+    logdet_bar = chol_log_det(p_bar.chol_cov)
 
     def evaluate(eta: float):
         solved = backward_pass(Fh, Lcost / eta + Lprior, dX)
         if solved is None:
             return None
         Kh, chol_quu = solved
-        K, k, C = Kh[:, :, :dX], Kh[:, :, dX], _covariance(chol_quu)
+        K, k, C = Kh[:, :, :dX], Kh[:, :, dX], chol_inverse(chol_quu)
         traj = forward_arrays(K, k, C, dynamics.F, dynamics.f, dynamics.W, x1.mu, x1.sigma)
-        logdet = -log_det(chol_quu)
+        logdet = -chol_log_det(chol_quu)
         kl = gaussian_policy_kl(K, k, C, logdet, p_bar.K, p_bar.k, p_bar.inv_cov, logdet_bar, traj.mu_x, traj.sigma_x)
         return K, k, C, traj, float(kl.sum())
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gps_ros.core.gaussian import chol_inverse
 from gps_ros.core.validation import check_array, check_positive_definite
 
 
@@ -32,13 +33,11 @@ class LinearGaussianPolicy:
         k = check_array("k", self.k, (T, dU))
         cov = check_array("cov", self.cov, (T, dU, dU))
         chol = check_positive_definite("cov", cov)
-        eye = np.broadcast_to(np.eye(dU), cov.shape)
-        chol_inv = np.linalg.solve(chol, eye)
         object.__setattr__(self, "K", K)
         object.__setattr__(self, "k", k)
         object.__setattr__(self, "cov", cov)
         object.__setattr__(self, "chol_cov", chol)
-        object.__setattr__(self, "inv_cov", np.swapaxes(chol_inv, -1, -2) @ chol_inv)
+        object.__setattr__(self, "inv_cov", chol_inverse(chol))
 
     @property
     def T(self) -> int:

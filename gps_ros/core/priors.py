@@ -118,9 +118,14 @@ class GMMPrior:
         gmm = self.gmm
         weights = gmm.responsibilities(pts.reshape(B * n, D)).reshape(B, n, -1).mean(axis=1)  # [B, K]
         mu0 = weights @ gmm.means
-        spread = gmm.means[None, :, :] - mu0[:, None, :]  # [B, K, D]
-        within = (weights @ gmm.covariances.reshape(len(gmm.means), D * D)).reshape(B, D, D)
-        Phi = within + np.swapaxes(weights[:, :, None] * spread, 1, 2) @ spread
+        # Phi = sum_k w_k (Sigma_k + (mu_k - c)(mu_k - c)^T) - (mu0 - c)(mu0 - c)^T for any c:
+        # one product for all steps; c = the mixture mean keeps the subtraction well conditioned.
+        centre = gmm.weights @ gmm.means
+        offsets = gmm.means - centre
+        moments = gmm.covariances + offsets[:, :, None] * offsets[:, None, :]
+        shift = mu0 - centre
+        Phi = (weights @ moments.reshape(len(offsets), D * D)).reshape(B, D, D)
+        Phi -= shift[:, :, None] * shift[:, None, :]
         strength = float(self.config.strength)
         return mu0, Phi, strength, strength
 
@@ -130,6 +135,7 @@ class DynamicsPriorGMM(GMMPrior):
 
     @staticmethod
     def tuples_from(X: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """[x_t; u_t; x_{t+1}] tuples [N, T-1, 2dX+dU] from X [N, T, dX], U [N, T, dU]."""
         return np.concatenate([X[:, :-1], U[:, :-1], X[:, 1:]], axis=2)
 
 
@@ -138,4 +144,5 @@ class PolicyPriorGMM(GMMPrior):
 
     @staticmethod
     def tuples_from(X: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """[x_t; u_t] tuples [N, T, dX+dU] from X [N, T, dX], U [N, T, dU]."""
         return np.concatenate([X, U], axis=2)

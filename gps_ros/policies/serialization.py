@@ -51,10 +51,11 @@ def load_policy(path: str | os.PathLike, device: torch.device | str | None = Non
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"path: expected a {FORMAT} file, got {path}")
+    _require_keys("path", payload, ("architecture", "state_dict", "shift", "scale", "n_fit", "covariance"))
     arch = PolicyArchitecture.from_dict(payload["architecture"])
     network = build_network(arch)
     network.load_state_dict(payload["state_dict"])
-    normalization = Normalization(payload["shift"].numpy(), payload["scale"].numpy(), int(payload["n_fit"]))
+    normalization = Normalization(payload["shift"].numpy(), payload["scale"].numpy(), _n_fit("path", payload["n_fit"]))
     return GaussianPolicy(arch, network, normalization, payload["covariance"].numpy(), device=device)
 
 
@@ -86,6 +87,7 @@ def policy_from_flat(params: np.ndarray, description: str, device: torch.device 
         raise ValueError(f"description: expected a JSON object, got invalid JSON ({exc})") from None
     if not isinstance(desc, dict) or desc.get("format") != FORMAT:
         raise ValueError(f"description: expected a JSON object with format {FORMAT!r}")
+    _require_keys("description", desc, ("architecture", "layout", "n_fit"))
     arch = PolicyArchitecture.from_dict(desc["architecture"])
     network = build_network(arch)
     expected_layout = [[k, list(v.shape)] for k, v in network.state_dict().items()]
@@ -100,4 +102,17 @@ def policy_from_flat(params: np.ndarray, description: str, device: torch.device 
     scale = values.pop("normalization.scale")
     covariance = values.pop("covariance")
     network.load_state_dict({k: torch.from_numpy(v) for k, v in values.items()})
-    return GaussianPolicy(arch, network, Normalization(shift, scale, int(desc["n_fit"])), covariance, device=device)
+    return GaussianPolicy(arch, network, Normalization(shift, scale, _n_fit("description", desc["n_fit"])), covariance, device=device)
+
+
+def _require_keys(where: str, mapping: dict, keys: tuple[str, ...]) -> None:
+    missing = [key for key in keys if key not in mapping]
+    if missing:
+        raise ValueError(f"{where}: missing key {missing[0]!r}; expected keys {list(keys)}, got {sorted(mapping)}")
+
+
+def _n_fit(where: str, value: object) -> int:
+    """The normalisation's sample count: an integer >= 0 (a float only when integral)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() or value < 0:
+        raise ValueError(f"{where}.n_fit: expected an integer >= 0, got {value!r}")
+    return int(value)

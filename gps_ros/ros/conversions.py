@@ -208,6 +208,11 @@ def neural_from_msg(msg, horizon: int, name: str = "neural") -> NeuralCommand:
     if len(msg.parameter_names) != len(msg.parameter_sizes):
         raise ValueError(f"{name}.parameter_sizes: expected one size per name ({len(msg.parameter_names)}), "
                          f"got {len(msg.parameter_sizes)}")
+    seen: set[str] = set()
+    for pname in msg.parameter_names:
+        if pname in seen:
+            raise ValueError(f"{name}.parameter_names: expected distinct names, got {pname!r} more than once")
+        seen.add(pname)
     flat = np.asarray(msg.parameters, dtype=np.float32)
     if flat.size != sum(msg.parameter_sizes):
         raise ValueError(f"{name}.parameters: expected {sum(msg.parameter_sizes)} values (sum of parameter_sizes), "

@@ -6,8 +6,10 @@ what was expected and what was given, raised before any model is built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -131,9 +133,9 @@ def parse_task_config(raw: Mapping[str, Any]) -> TaskConfig:
         if o not in names:
             raise ValueError(f"task.obs: {o!r} is not a state feature; expected some of {names}")
     initial_qpos = _vector(raw.get("initial_qpos"), "task.initial_qpos", len(joints))
-    dt = _positive(raw, "dt", "task")
-    T = int(_positive(raw, "T", "task"))
-    substeps = int(_positive(raw, "substeps", "task"))
+    dt = _number(raw.get("dt"), "task.dt", minimum=0.0, strict=True)
+    T = _integer(raw.get("T"), "task.T", minimum=1)
+    substeps = _integer(raw.get("substeps"), "task.substeps", minimum=1)
     cost = raw.get("cost")
     if not isinstance(cost, Mapping):
         raise ValueError(f"task.cost: expected a mapping (a build_cost config), got {cost!r}")
@@ -150,10 +152,10 @@ def parse_task_config(raw: Mapping[str, Any]) -> TaskConfig:
         obs=obs,
         initial_qpos=initial_qpos,
         conditions=_conditions(raw.get("conditions", {}), initial_qpos),
-        success=_success(raw.get("success", {})),
+        success=_section(raw, "success", SuccessSpec, _SUCCESS_FIELDS),
         cost=dict(cost),
-        render=RenderSpec(**_sub(raw, "render", RenderSpec)),
-        noise=NoiseSpec(**_sub(raw, "noise", NoiseSpec)),
+        render=_section(raw, "render", RenderSpec, _RENDER_FIELDS),
+        noise=_section(raw, "noise", NoiseSpec, _NOISE_FIELDS),
     )
 
 
@@ -164,9 +166,16 @@ def _feature(raw: Any, where: str) -> FeatureSpec:
     if ftype not in FEATURE_TYPES:
         raise ValueError(f"{where}.type: expected one of {FEATURE_TYPES}, got {ftype!r}")
     sites = tuple(_str_list(raw, "sites", where)) if ftype.startswith("site") else ()
-    axes = tuple(int(a) for a in raw.get("axes", (0, 1, 2)))
-    if not axes or any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
-        raise ValueError(f"{where}.axes: expected distinct axes from (0, 1, 2), got {list(axes)}")
+    axes = raw.get("axes", (0, 1, 2))
+    if (
+        not isinstance(axes, Sequence)
+        or isinstance(axes, str)
+        or not axes
+        or any(not isinstance(a, Integral) or isinstance(a, bool) or a not in (0, 1, 2) for a in axes)
+        or len(set(axes)) != len(axes)
+    ):
+        raise ValueError(f"{where}.axes: expected a list of distinct axes from (0, 1, 2), got {axes!r}")
+    axes = tuple(int(a) for a in axes)
     return FeatureSpec(name=_str(raw, "name", where), type=ftype, sites=sites, axes=axes)
 
 
@@ -206,8 +215,9 @@ def _region(raw: Any, where: str) -> RegionSpec:
             raise ValueError(f"{where}.high: expected >= low elementwise, got low {list(low)}, high {list(high)}")
         return RegionSpec("box", low=low, high=high)
     if rtype == "annulus":
-        r_min, r_max = float(raw.get("r_min", -1)), float(raw.get("r_max", -1))
-        if not 0 <= r_min < r_max:
+        r_min = _number(raw.get("r_min"), f"{where}.r_min", minimum=0.0)
+        r_max = _number(raw.get("r_max"), f"{where}.r_max", minimum=0.0, strict=True)
+        if not r_min < r_max:
             raise ValueError(f"{where}: expected 0 <= r_min < r_max, got r_min={r_min}, r_max={r_max}")
         return RegionSpec("annulus", center=tuple(_vector(raw.get("center"), f"{where}.center", 3)), r_min=r_min, r_max=r_max)
     raise ValueError(f"{where}.type: expected one of {REGION_TYPES}, got {rtype!r}")
@@ -225,11 +235,11 @@ def _fixed_targets(raw: Any, region: RegionSpec | None, where: str) -> np.ndarra
         return low + frac * (high - low)
     if isinstance(raw, Mapping) and "circle" in raw:
         circle = raw["circle"]
+        if not isinstance(circle, Mapping):
+            raise ValueError(f"{where}.circle: expected a mapping with center, radius and n, got {circle!r}")
         center = _vector(circle.get("center"), f"{where}.circle.center", 3)
-        radius = float(circle.get("radius", 0))
-        n = int(circle.get("n", 0))
-        if radius <= 0 or n < 1:
-            raise ValueError(f"{where}.circle: expected radius > 0 and n >= 1, got radius={radius}, n={n}")
+        radius = _number(circle.get("radius"), f"{where}.circle.radius", minimum=0.0, strict=True)
+        n = _integer(circle.get("n"), f"{where}.circle.n", minimum=1)
         angle = 2 * np.pi * np.arange(n) / n
         return center + radius * np.stack([np.cos(angle), np.sin(angle), np.zeros(n)], axis=1)
     if raw is None:
@@ -237,28 +247,19 @@ def _fixed_targets(raw: Any, region: RegionSpec | None, where: str) -> np.ndarra
     return _matrix(raw, where, 3)
 
 
-def _success(raw: Any) -> SuccessSpec:
-    spec = SuccessSpec(**_sub({"success": raw}, "success", SuccessSpec))
-    if spec.threshold <= 0 or spec.point < 0:
-        raise ValueError(f"task.success: expected point >= 0 and threshold > 0, got {spec}")
-    return spec
-
-
-def _sub(raw: Mapping[str, Any], key: str, cls: type) -> dict[str, Any]:
+def _section(raw: Mapping[str, Any], key: str, cls: type, checks: Mapping[str, Callable[[Any, str], Any]]) -> Any:
+    """Build ``cls`` from the optional mapping raw[key], each given field passed through its check."""
     sub = raw.get(key, {})
     if not isinstance(sub, Mapping):
         raise ValueError(f"task.{key}: expected a mapping, got {sub!r}")
-    unknown = set(sub) - set(cls.__dataclass_fields__)
+    unknown = set(sub) - set(checks)
     if unknown:
-        raise ValueError(f"task.{key}: unknown keys {sorted(unknown)}; expected some of {sorted(cls.__dataclass_fields__)}")
-    return dict(sub)
+        raise ValueError(f"task.{key}: unknown keys {sorted(unknown)}; expected some of {sorted(checks)}")
+    return cls(**{name: checks[name](value, f"task.{key}.{name}") for name, value in sub.items()})
 
 
 def _str(raw: Mapping[str, Any], key: str, where: str) -> str:
-    value = raw.get(key)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{where}.{key}: expected a non-empty string, got {value!r}")
-    return value
+    return _name(raw.get(key), f"{where}.{key}")
 
 
 def _list(raw: Mapping[str, Any], key: str, where: str) -> list[Any]:
@@ -275,11 +276,39 @@ def _str_list(raw: Mapping[str, Any], key: str, where: str) -> list[str]:
     return values
 
 
-def _positive(raw: Mapping[str, Any], key: str, where: str) -> float:
-    value = raw.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{where}.{key}: expected a positive number, got {value!r}")
+def _number(value: Any, where: str, minimum: float | None = None, strict: bool = False) -> float:
+    """A real number (not a bool), >= minimum (> when strict) if minimum is given."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
+    if ok and minimum is not None:
+        ok = value > minimum if strict else value >= minimum
+    if not ok:
+        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{where}: expected a finite number{bound}, got {value!r}")
     return float(value)
+
+
+def _integer(value: Any, where: str, minimum: int) -> int:
+    """An integer (not a bool, not a float: a fractional value would be silently truncated) >= minimum."""
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where}: expected a non-empty string, got {value!r}")
+    return value
+
+
+_RENDER_FIELDS = {"width": partial(_integer, minimum=1), "height": partial(_integer, minimum=1), "camera": _name}
+_NOISE_FIELDS = {"smooth_sigma": partial(_number, minimum=0.0), "renorm": _flag}
+_SUCCESS_FIELDS = {"point": partial(_integer, minimum=0), "threshold": partial(_number, minimum=0.0, strict=True)}
 
 
 def _vector(value: Any, where: str, size: int) -> np.ndarray:

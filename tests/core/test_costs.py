@@ -153,6 +153,19 @@ def test_penalty_value_by_hand() -> None:
     np.testing.assert_allclose(cost.expand(_batch(X, np.zeros((1, 1, DU)))).l, [[31.0]])
 
 
+def test_ee_point_cost_by_indices_or_default_slice() -> None:
+    # With indices only, the penalised part is x[indices]: 0.5 * l2 * |x[[1, 4]]|^2 = 0.5 * (9 + 16).
+    X = np.zeros((1, 1, DX))
+    X[0, 0, [1, 4]] = [3.0, 4.0]
+    batch = _batch(X, np.zeros((1, 1, DU)))
+    np.testing.assert_allclose(EndEffectorPointCost(indices=[1, 4], l1=0.0, l2=1.0).expand(batch).l, [[12.5]])
+    # Neither given: the "ee_points" slice x[3:7], of which only x[4] = 4 is non-zero.
+    assert EndEffectorPointCost().slice == "ee_points"
+    np.testing.assert_allclose(EndEffectorPointCost(l1=0.0, l2=1.0).expand(batch).l, [[8.0]])
+    with pytest.raises(ValueError, match=r"slice, indices: expected exactly one"):
+        EndEffectorPointCost(slice="ee_points", indices=[1])
+
+
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [

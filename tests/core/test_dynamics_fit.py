@@ -105,6 +105,47 @@ def test_huge_prior_strength_gives_the_prior_conditional():
     np.testing.assert_allclose(dyn.W[t], Phi[5:, 5:] - gain @ Phi[:5, 5:], rtol=1e-5, atol=1e-7)
 
 
+def _niw_map(points, mu0, Phi, m, n0):
+    """ALGORITHM_NOTES: mu = mean, Sigma = (N S + m Phi + N m / (N + m) (mu - mu0)(mu - mu0)^T) / (N + n0)."""
+    N = len(points)
+    mean = points.mean(axis=0)
+    S = np.cov(points.T, bias=True)
+    d = mean - mu0
+    return mean, (N * S + m * Phi + N * m / (N + m) * np.outer(d, d)) / (N + n0)
+
+
+def _conditional(mean, Sigma, n_in):
+    """N(mean, Sigma) conditioned on its first n_in entries: gain, bias, covariance."""
+    gain = Sigma[n_in:, :n_in] @ np.linalg.inv(Sigma[:n_in, :n_in])
+    return gain, mean[n_in:] - gain @ mean[:n_in], Sigma[n_in:, n_in:] - gain @ Sigma[:n_in, :n_in] @ gain.T
+
+
+def test_moderate_prior_matches_the_niw_map_formula():
+    rng = np.random.default_rng(9)
+    dX, dU, t = 3, 2, 5
+    system = _random_system(rng, dX=dX, dU=dU, T=10)
+    prior = _fitted_prior(rng, system, N=20, strength=3.0)
+    X, U = _rollouts(rng, system, N=4)
+    dyn = fit_dynamics(X, U, prior, regularization=0.0)
+    points = np.concatenate([X[:, t], U[:, t], X[:, t + 1]], axis=1)
+    mu0, Phi, m, n0 = prior.eval(points)
+    assert (m, n0) == (3.0, 3.0)
+    F, f, W = _conditional(*_niw_map(points, mu0, Phi, m, n0), dX + dU)
+    np.testing.assert_allclose(dyn.F[t], F, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(dyn.f[t], f, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(dyn.W[t], W, rtol=1e-8, atol=1e-12)
+
+    policy_prior = PolicyPriorGMM(PolicyPriorConfig(strength=3.0))
+    K_true = rng.normal(size=(dU, dX))
+    policy_prior.update(X, X @ K_true.T)
+    U_mean = X @ K_true.T + 0.1 * rng.normal(size=(4, 10, dU))
+    pol = fit_linearized_policy(X, U_mean, np.eye(dU), policy_prior, regularization=0.0)
+    points = np.concatenate([X[:, t], U_mean[:, t]], axis=1)
+    K, k, _ = _conditional(*_niw_map(points, *policy_prior.eval(points)), dX)
+    np.testing.assert_allclose(pol.K[t], K, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(pol.k[t], k, rtol=1e-8, atol=1e-10)
+
+
 def test_prior_eval_moment_matches_the_mixture():
     rng = np.random.default_rng(5)
     system = _random_system(rng, dX=2, dU=1, T=10)

@@ -108,3 +108,17 @@ def test_bad_input_names_the_field():
                            cost.quadratic(T), p_bar, 1.0)
     with pytest.raises(ValueError, match="kl_tolerance"):
         CStepConfig(kl_tolerance=1.5)
+
+
+@pytest.mark.parametrize(
+    ("sigma", "message"),
+    [
+        (np.diag([1.0, 1.0, -1.0, 1.0]), "x1.sigma: expected positive-definite"),
+        (np.eye(dX) + np.triu(np.ones((dX, dX)), 1), "x1.sigma: expected symmetric"),
+    ],
+)
+def test_bad_initial_state_covariance_names_the_field(sigma, message):
+    _, system, cost, x1, p_bar = _problem()
+    bad = InitialStateDistribution(x1.mu, sigma)
+    with pytest.raises(ValueError, match=message):
+        kl_constrained_lqr(system.dynamics(), bad, cost.quadratic(T), p_bar, 1.0)

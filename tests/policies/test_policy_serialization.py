@@ -83,3 +83,32 @@ def test_bad_files_and_arrays_are_refused(tmp_path):
         load_policy(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="architecture"):
         PolicyArchitecture.from_json('{"kind": "mlp", "dO": 2, "dU": 1, "colour": "red"}')
+
+
+@pytest.mark.parametrize("key", ["layout", "architecture", "n_fit"])
+def test_flat_description_missing_key_is_named(key):
+    params, description = policy_to_flat(trained_policy(ARCHITECTURES["mlp"]))
+    desc = json.loads(description)
+    del desc[key]
+    with pytest.raises(ValueError, match=rf"description: missing key '{key}'"):
+        policy_from_flat(params, json.dumps(desc))
+
+
+@pytest.mark.parametrize("n_fit", ["many", 2.5, -1, None])
+def test_flat_description_bad_n_fit_is_named(n_fit):
+    params, description = policy_to_flat(trained_policy(ARCHITECTURES["mlp"]))
+    desc = json.loads(description)
+    desc["n_fit"] = n_fit
+    with pytest.raises(ValueError, match=r"description\.n_fit: expected an integer >= 0"):
+        policy_from_flat(params, json.dumps(desc))
+
+
+@pytest.mark.parametrize("key", ["state_dict", "shift", "covariance", "n_fit"])
+def test_file_missing_payload_key_is_named(tmp_path, key):
+    path = tmp_path / "policy.pt"
+    save_policy(trained_policy(ARCHITECTURES["mlp"]), path)
+    payload = torch.load(path, weights_only=True)
+    del payload[key]
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=rf"path: missing key '{key}'"):
+        load_policy(path)

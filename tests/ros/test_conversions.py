@@ -132,6 +132,16 @@ def test_neural_round_trip_is_exact_and_checks_dimensions():
         cv.neural_from_msg(bad, horizon=T)
 
 
+def test_neural_duplicate_parameter_names_are_refused():
+    params = {"fc0.weight": np.ones((2, dO), np.float32), "fc0.bias": np.zeros(2, np.float32)}
+    cmd = cv.NeuralCommand({"kind": "mlp", "hidden": [2]}, params, np.zeros(dO), np.ones(dO), np.eye(dU), None)
+    msg = cv.neural_to_msg(cmd)
+    msg.parameter_names = ["fc0.weight", "fc0.weight"]
+    msg.parameter_sizes = [2 * dO, 2]
+    with pytest.raises(ValueError, match=r"neural\.parameter_names: .*'fc0\.weight'"):
+        cv.neural_from_msg(msg, horizon=T)
+
+
 def test_trial_step_round_trip_and_dimension_check():
     img = RNG.integers(0, 256, (4, 5, 3), dtype=np.uint8)
     data = cv.TrialStepData(9, 1, 2, T, 123_456_789_012, RNG.standard_normal(dX), RNG.standard_normal(dU),

@@ -111,15 +111,18 @@ class StateCost(PointPenaltyCost):
 class EndEffectorPointCost(PointPenaltyCost):
     """The GPS "FK cost": penalty on end-effector points stored in the state.
 
-    The points x[slice] are already relative to their target (or ``target`` is
-    subtracted). Derivatives go through ``samples.extras[jacobian_key]`` [N, T, dP, dX]
+    The points x[slice] (slice defaults to "ee_points" when neither slice nor indices
+    is given) are already relative to their target (or ``target`` is subtracted). Derivatives go through ``samples.extras[jacobian_key]`` [N, T, dP, dX]
     when present (Gauss-Newton lxx), else through the slice's selection (exact).
     """
 
-    slice: str | None = "ee_points"
+    slice: str | None = None
     jacobian_key: str = "ee_point_jacobians"
 
     def __post_init__(self) -> None:
+        if self.slice is None and self.indices is None:
+            # The ee points' usual slice name is the default only when no part is picked.
+            object.__setattr__(self, "slice", "ee_points")
         if not isinstance(self.jacobian_key, str):
             raise ValueError(f"jacobian_key: expected the name of a samples.extras entry, got {self.jacobian_key!r}")
         super().__post_init__()

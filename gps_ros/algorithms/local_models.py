@@ -1,0 +1,90 @@
+"""Per-condition local models shared by the local-policy algorithms (traj_opt, MDGPS, BADMM).
+
+One iteration of any of them starts the same way for each condition (Levine & Abbeel
+2014; MDGPS App. B): refit the linear-Gaussian dynamics with the GMM prior, fit the
+initial-state distribution, and average the cost expansion into one quadratic. Costs
+ℓ^a_b of linear-Gaussian policies under such a model are computed analytically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gps_ros.core.costs.base import Cost, CostExpansion
+from gps_ros.core.dynamics import InitialStateDistribution, LinearGaussianDynamics
+from gps_ros.core.dynamics_fit import fit_dynamics, fit_initial_state
+from gps_ros.core.linear_gaussian import LinearGaussianPolicy
+from gps_ros.core.priors import DynamicsPriorGMM
+from gps_ros.core.samples import SampleBatch
+from gps_ros.core.traj_distribution import QuadraticCost, TrajectoryDistribution, expected_cost, forward
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """dynamics and x1 fitted to one condition's samples; cost: their averaged quadratic cost
+    expansion; sample_cost: the samples' mean total cost."""
+
+    dynamics: LinearGaussianDynamics
+    x1: InitialStateDistribution
+    cost: QuadraticCost
+    sample_cost: float
+
+    def trajectory(self, policy: LinearGaussianPolicy) -> TrajectoryDistribution:
+        """State-action marginals of policy under this model's dynamics and x1."""
+        return forward(policy, self.dynamics, self.x1)
+
+    def policy_cost(self, policy: LinearGaussianPolicy) -> float:
+        """Expected total cost of policy under this model (ℓ of the policy at this iteration's fit)."""
+        return float(expected_cost(self.trajectory(policy), self.cost).sum())
+
+
+def fit_local_model(
+    samples: SampleBatch,
+    expansion: CostExpansion,
+    prior: DynamicsPriorGMM | None,
+    regularization: float,
+    initial_state_floor: float,
+) -> LocalModel:
+    """Update prior with samples (when given), then fit the dynamics, x1 and the quadratic cost."""
+    # The cost first: an expansion that does not match the samples must fail before the prior changes.
+    cost = QuadraticCost.from_expansion(expansion, samples.X, samples.U)
+    if prior is not None:
+        prior.update(samples.X, samples.U)
+    return LocalModel(
+        dynamics=fit_dynamics(samples.X, samples.U, prior, regularization),
+        x1=fit_initial_state(samples.X, initial_state_floor),
+        cost=cost,
+        sample_cost=float(expansion.l.sum(axis=1).mean()),
+    )
+
+
+def check_sample_batches(samples_per_condition: Sequence[SampleBatch], M: int, T: int, dX: int, dU: int) -> None:
+    """samples_per_condition must hold M SampleBatches with matching T, dX, dU (ValueError naming the entry)."""
+    if len(samples_per_condition) != M:
+        raise ValueError(f"samples_per_condition: expected {M} batches (one per condition), got {len(samples_per_condition)}")
+    for m, s in enumerate(samples_per_condition):
+        if not isinstance(s, SampleBatch) or (s.T, s.dX, s.dU) != (T, dX, dU):
+            got = f"T={s.T}, dX={s.dX}, dU={s.dU}" if isinstance(s, SampleBatch) else type(s).__name__
+            raise ValueError(f"samples_per_condition[{m}]: expected a SampleBatch with T={T}, dX={dX}, dU={dU}, got {got}")
+
+
+def check_initial_policies(initial_policies: Sequence[LinearGaussianPolicy]) -> None:
+    """One LinearGaussianPolicy per condition, all of the same shape (ValueError naming the entry)."""
+    if not initial_policies:
+        raise ValueError("initial_policies: expected one policy per condition, got none")
+    first = initial_policies[0]
+    for m, p in enumerate(initial_policies):
+        if not isinstance(p, LinearGaussianPolicy) or p.K.shape != first.K.shape:
+            raise ValueError(
+                f"initial_policies[{m}]: expected a LinearGaussianPolicy with K of shape {list(first.K.shape)}, "
+                f"got {type(p).__name__}" + (f" with shape {list(p.K.shape)}" if isinstance(p, LinearGaussianPolicy) else "")
+            )
+
+
+def cost_per_condition(costs: Cost | Sequence[Cost], M: int) -> list[Cost]:
+    """One Cost for every condition, or a list of M (ValueError otherwise)."""
+    cost_list = list(costs) if isinstance(costs, Sequence) else [costs] * M
+    if len(cost_list) != M or not all(isinstance(c, Cost) for c in cost_list):
+        raise ValueError(f"costs: expected one Cost or {M} (one per condition), got {costs!r}")
+    return cost_list
