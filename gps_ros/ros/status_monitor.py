@@ -6,6 +6,7 @@ import math
 import sys
 
 from gps_ros.ros import require_ros
+from gps_ros.ros.interfaces import LEARNER_STATUS
 
 
 def format_status(msg) -> str:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = rclpy.create_node("status_monitor")
     node.declare_parameter(
-        "topic", "learner/status", ParameterDescriptor(description="LearnerStatus topic to print (relative to the namespace)")
+        "topic", LEARNER_STATUS, ParameterDescriptor(description="LearnerStatus topic to print (relative to the namespace)")
     )
     topic = node.get_parameter("topic").value
     node.create_subscription(LearnerStatus, topic, lambda m: print(format_status(m), flush=True), 10)
