@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
 
 # Before numpy loads: the per-time-step matrices are small, and multi-threaded OpenBLAS
@@ -40,6 +41,26 @@ def _node(args: argparse.Namespace) -> int:
     return int(getattr(importlib.import_module(module), function)([args.name, *args.ros_args]) or 0)
 
 
+def _launch(args: argparse.Namespace) -> int:
+    from gps_ros.ros import launch_table
+
+    try:
+        nodes = launch_table.resolve(args.graph, launch_table.parse_assignments(args.arguments))
+    except ValueError as err:
+        raise SystemExit(f"launch: {err}") from None
+    missing = launch_table.unavailable(nodes)
+    for name, why in missing.items():
+        print(f"[launch] node {name} is {why}", file=sys.stderr)
+    if missing and not args.skip_missing and not args.dry_run:
+        raise SystemExit(f"launch: {len(missing)} node(s) of {args.graph!r} cannot start; --skip-missing starts the others")
+    nodes = [n for n in nodes if n.executable not in missing]
+    if args.dry_run:
+        for node in nodes:
+            print(shlex.join(launch_table.node_command(node)))
+        return 0
+    return launch_table.run_nodes(nodes, args.shutdown_timeout)
+
+
 def _train(args: argparse.Namespace) -> int:
     from gps_ros.train import train_main
 
@@ -62,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("name")
     node.add_argument("ros_args", nargs=argparse.REMAINDER, help="passed to the node, e.g. --ros-args -p topic:=x")
     node.set_defaults(func=_node)
+
+    launch = sub.add_parser("launch", help="start a node graph (train, run_policy) as subprocesses, like ros2 launch")
+    launch.add_argument("graph", help="train | run_policy (see gps_ros/ros/launch_table.py)")
+    launch.add_argument("arguments", nargs="*", help="launch arguments name:=value (sim, config, resume, policy, namespace)")
+    launch.add_argument("--dry-run", action="store_true", help="print the node commands instead of running them")
+    launch.add_argument("--skip-missing", action="store_true", help="start the available nodes when some are not written yet")
+    launch.add_argument("--shutdown-timeout", type=float, default=10.0, help="s between forwarding SIGINT and killing (default 10)")
+    launch.set_defaults(func=_launch)
 
     train = sub.add_parser("train", help="run the package's training job (see README)")
     train.add_argument("overrides", nargs="*", help="key:=value settings")
