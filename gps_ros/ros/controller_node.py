@@ -27,9 +27,10 @@ state_timeout (watchdog, steady clock), a non-finite action or a cancel ends the
 the hold PD (on_abort "hold") or zero torque ("zero") is commanded, the result has
 status ABORTED (CANCELED for a cancel) and abort_reason says why.
 
-The target position (in x: target-relative ee points, target features) is parameter
-target_position when set (after a random placement: the learner sets it from the
-ResetScene result), else the fixed target of the goal's condition.
+The target position (in x: target-relative ee points, target features) is the goal's
+target_position when given (after a random placement the learner copies it from the
+ResetScene result), else parameter target_position when set, else the fixed target of
+the goal's condition.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gps_ros.core.samples import TRIAL_ABORTED, TRIAL_COMPLETE, SampleBatch, TrialRecord
+from gps_ros.core.validation import check_array
 from gps_ros.ros import require_ros
 from gps_ros.ros.interfaces import CAMERA_IMAGE, EFFORT_COMMANDS, JOINT_STATES, RUN_TRIAL, TRIAL_STEPS
 from gps_ros.ros.safety import (
@@ -192,7 +194,11 @@ class ControllerNode(Node):
             return None
         return None if value is None or not len(value) else np.asarray(value, dtype=float)
 
-    def _target_for(self, condition: int) -> np.ndarray:
+    def _target_for(self, goal) -> np.ndarray:
+        """The goal's target_position, else the parameter, else the fixed target of goal.condition."""
+        if len(goal.target_position):
+            return check_array("target_position", goal.target_position, (3,))
+        condition = int(goal.condition)
         target = self._optional("target_position")
         if target is not None:
             return target
@@ -253,7 +259,7 @@ class ControllerNode(Node):
             try:
                 plan = plan_trial(goal, self.estimator.state_slices, len(self.joint_names), self.period,
                                   self.max_horizon, self.image_shape)
-                self.estimator.set_target(self._target_for(int(goal.condition)))
+                self.estimator.set_target(self._target_for(goal))
             except ValueError as err:
                 return self._refuse(goal_handle, f"invalid goal: {err}")
             self._in_trial = True

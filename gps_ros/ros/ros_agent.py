@@ -245,7 +245,7 @@ class RosAgent(Agent):
             goal.trial_id = self.next_trial_id
             self.next_trial_id += 1
             try:
-                self._reset(condition, reset_seed)
+                goal.target_position = self._reset(condition, reset_seed)
                 record = self._attempt(goal)
             except TrialFailed as err:
                 failures.append(f"trial {goal.trial_id}: {err}")
@@ -299,16 +299,19 @@ class RosAgent(Agent):
 
     # --- resets ---------------------------------------------------------------------------
 
-    def _reset(self, condition: int | None, seed: int) -> None:
+    def _reset(self, condition: int | None, seed: int) -> list[float]:
+        """Reset the scene; returns the target position [3] when the reset reports one (the
+        sim's ResetScene), else [] (the controller then uses its own target for the condition)."""
         mode_names = self._ResetScene.Request
         mode = mode_names.MODE_CONDITION if condition is not None else (
             mode_names.MODE_RANDOM if self.config.reset == "sim" else mode_names.MODE_OPERATOR)
         if self.config.reset == "sim":
-            self._reset_sim(mode, condition, seed)
-        elif self.config.reset == "manual":
+            return self._reset_sim(mode, condition, seed)
+        if self.config.reset == "manual":
             self._reset_manual(mode, condition, seed)
+        return []
 
-    def _reset_sim(self, mode: int, condition: int | None, seed: int) -> None:
+    def _reset_sim(self, mode: int, condition: int | None, seed: int) -> list[float]:
         cfg = self.config
         if not self._spin_until(self.reset_client.service_is_ready, cfg.server_timeout):
             raise TrialFailed(f"no ResetScene service on {self.node.resolve_service_name(RESET_SCENE)} within {cfg.server_timeout:g} s")
@@ -317,6 +320,7 @@ class RosAgent(Agent):
             raise TrialFailed(f"reset not done within {cfg.reset_timeout:g} s")
         if not future.result().success:
             raise TrialFailed(f"reset failed: {future.result().message}")
+        return list(future.result().target_position)
 
     def _reset_manual(self, mode: int, condition: int | None, seed: int) -> None:
         cfg = self.config

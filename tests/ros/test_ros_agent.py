@@ -39,6 +39,7 @@ class FakeRobot:
 
         self.hang, self.wrong_id, self.stream_steps = hang, wrong_id, stream_steps
         self.events = []
+        self.goal_targets = []
         self.node = rclpy.create_node("fake_robot", namespace=namespace)
         group = ReentrantCallbackGroup()
         self.server = ActionServer(self.node, RunTrial, RUN_TRIAL, self._execute, callback_group=group,
@@ -63,6 +64,7 @@ class FakeRobot:
     def _reset(self, request, response):
         self.events.append(("reset", request.mode, request.condition, request.seed))
         response.success = True
+        response.target_position = [0.5, float(request.condition), float(request.seed % 7)]
         return response
 
     def _execute(self, handle):
@@ -72,6 +74,7 @@ class FakeRobot:
 
         goal = handle.request
         self.events.append(("goal", goal.trial_id))
+        self.goal_targets.append(list(goal.target_position))
         if self.hang > 0:
             self.hang -= 1
             while not handle.is_cancel_requested:
@@ -130,6 +133,7 @@ def test_sample_returns_the_noisy_rollout_after_a_sim_reset(ros):
     np.testing.assert_allclose(batch.X[0], X, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(batch.U[0], U, rtol=1e-12, atol=1e-12)
     assert [e[:3] for e in robot.events] == [("reset", 0, 2), ("goal", 1)]
+    assert robot.goal_targets == [[0.5, 2.0, float(robot.events[0][3] % 7)]], "the reset's target travels in the goal"
 
 
 def test_sample_many_runs_one_reset_and_trial_per_condition(ros):

@@ -387,7 +387,8 @@ def test_cancel_ends_the_trial_with_the_reason(graph):
     assert 5 <= sample.steps_completed < MAX_HORIZON
 
 
-def test_random_placement_with_the_target_set_on_the_controller(graph):
+@pytest.mark.parametrize("via", ["goal", "parameter"])
+def test_random_placement_target_from_the_goal_or_the_parameter(graph, via):
     from action_msgs.msg import GoalStatus
     from gps_ros.agents.mujoco_agent import MujocoAgent
 
@@ -398,17 +399,33 @@ def test_random_placement_with_the_target_set_on_the_controller(graph):
     np.testing.assert_array_equal(target, expected.target)
     assert not any(np.allclose(target, c.target) for c in task.conditions)
     K, k = pd_policy(task, T, rng=np.random.default_rng(8), noise_scale=0.02)
-    learner.set_controller_parameter("target_position", target)
-    try:
-        status, sample = learner.run(lg_goal(task, 80, K, k, condition=0))
-    finally:
-        learner.set_controller_parameter("target_position", [])
+    goal = lg_goal(task, 80 if via == "goal" else 81, K, k, condition=0)
+    if via == "goal":
+        goal.target_position = [float(v) for v in target]
+        status, sample = learner.run(goal)
+    else:
+        learner.set_controller_parameter("target_position", target)
+        try:
+            status, sample = learner.run(goal)
+        finally:
+            learner.set_controller_parameter("target_position", [])
     assert status == GoalStatus.STATUS_SUCCEEDED, sample.abort_reason
     cov = np.broadcast_to(np.eye(task.dU), (T, task.dU, task.dU))
     ref = MujocoAgent(task).sample(LinearGaussianPolicy(K, k, cov), condition=expected, noise=np.zeros((T, task.dU)))
     X = np.array(sample.states).reshape(T, task.dX)
     np.testing.assert_allclose(X, ref.X[0], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(X[:, task.state_slices["target_position"]], np.tile(target[:2], (T, 1)))
+
+
+def test_goal_with_a_malformed_target_is_refused(graph):
+    from gps_ros.msg import Sample
+
+    task, learner, _, _ = graph
+    goal = lg_goal(task, 82, *pd_policy(task, 5))
+    goal.target_position = [0.1, float("nan"), 0.0]
+    _, sample = learner.run(goal)
+    assert sample.status == Sample.STATUS_ABORTED and sample.steps_completed == 0
+    assert sample.abort_reason.startswith("invalid goal: target_position: expected finite values"), sample.abort_reason
 
 
 def test_neural_policy_trial_reproduces_the_agent(graph):
