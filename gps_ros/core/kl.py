@@ -28,10 +28,6 @@ def policy_kl(p: LinearGaussianPolicy, p_bar: LinearGaussianPolicy, traj: Trajec
     return float(policy_kl_per_step(p, p_bar, traj).sum())
 
 
-# gps_ros.algorithms.badmm imports the helper under this name.
-log_det = chol_log_det
-
-
 def gaussian_policy_kl(K, k, cov, logdet_cov, K_bar, k_bar, inv_cov_bar, logdet_cov_bar, mu_x, sigma_x) -> np.ndarray:
     """Array form of policy_kl_per_step: K [T, dU, dX], k [T, dU], cov/inv_cov_bar [T, dU, dU],
     logdet_cov/logdet_cov_bar [T], mu_x [T, dX], sigma_x [T, dX, dX] → [T]."""

@@ -124,10 +124,6 @@ def backward_pass(Fh: np.ndarray, Lh: np.ndarray, dX: int) -> tuple[np.ndarray, 
     return Kh, chol
 
 
-# C_t = Q_uu⁻¹ from its Cholesky factors; gps_ros.algorithms.badmm imports it under this name.
-_covariance = chol_inverse
-
-
 def kl_constrained_lqr(
     dynamics: LinearGaussianDynamics,
     x1: InitialStateDistribution,
@@ -171,7 +167,7 @@ def kl_constrained_lqr(
         kl = gaussian_policy_kl(K, k, C, logdet, p_bar.K, p_bar.k, p_bar.inv_cov, logdet_bar, traj.mu_x, traj.sigma_x)
         return K, k, C, traj, float(kl.sum())
 
-    search = _EtaSearch(config, eps)
+    search = EtaSearch(config, eps)
     eta = float(np.clip(config.eta_init if eta_start is None else eta_start, config.eta_min, config.eta_max))
     while True:
         eta, done = search.step(eta, evaluate(eta))
@@ -188,7 +184,10 @@ def kl_constrained_lqr(
     )
 
 
-class _EtaSearch:
+_KL_FLOOR = 1e-300
+
+
+class EtaSearch:
     """Bracketing search for η in log space; KL(η) decreases as η grows.
 
     lo: largest η seen with KL > ε (or a non-PD Q_uu); hi: smallest η seen with KL < ε.
@@ -224,7 +223,8 @@ class _EtaSearch:
             self.raised = True
             self.lo = (log_eta, np.inf)
         else:
-            kl = outcome[-1]
+            # Round-off can make a tiny KL zero or negative; the log needs a positive number.
+            kl = max(float(outcome[-1]), _KL_FLOOR)
             self.last_result = (eta, outcome)
             self.points.append((log_eta, float(np.log(kl))))
             if abs(kl - self.eps) <= cfg.kl_tolerance * self.eps:

@@ -1,0 +1,107 @@
+"""Glue between the local linear-Gaussian policies and the neural global policy (MDGPS, BADMM).
+
+- Linearisation (MDGPS Sec. 3.1, App. B): the global policy's mean actions at a
+  condition's sampled observations, regressed on the sampled states with a GMM policy
+  prior, give π̄_i(u|x) = N(K̄ x + k̄, Σ^π) with Σ^π the global policy's covariance.
+- S-step data (App. B.2): for every sample of every condition, the local policy's mean
+  action at the sampled state and its precision C_ti⁻¹, next to the sample's observation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gps_ros.core.dynamics_fit import fit_linearized_policy
+from gps_ros.core.linear_gaussian import LinearGaussianPolicy
+from gps_ros.core.priors import PolicyPriorGMM
+from gps_ros.core.samples import SampleBatch
+from gps_ros.core.validation import check_array
+from gps_ros.policies.gaussian_policy import GaussianPolicy
+from gps_ros.policies.networks import PolicyArchitecture
+from gps_ros.policies.sstep import SStep
+
+
+def mlp_global_policy(dO: int, dU: int, hidden_sizes: Sequence[int] = (40, 40), seed: int = 0) -> GaussianPolicy:
+    """The papers' global policy: an MLP (default two hidden layers of 40 ReLUs) from obs [dO] to the mean action [dU]."""
+    return GaussianPolicy(PolicyArchitecture("mlp", dO, dU, hidden_sizes=tuple(hidden_sizes)), seed=seed)
+
+
+def local_mean_actions(policy: LinearGaussianPolicy, X: np.ndarray) -> np.ndarray:
+    """Mean actions K_t x + k_t [N, T, dU] of a local policy at the sampled states X [N, T, dX]."""
+    X = check_array("X", X, (None, policy.T, policy.dX))
+    return np.einsum("tux,ntx->ntu", policy.K, X) + policy.k
+
+
+def linearize_global_policy(
+    global_policy: GaussianPolicy,
+    samples: SampleBatch,
+    prior: PolicyPriorGMM | None,
+    regularization: float,
+    update_prior: bool = True,
+) -> tuple[LinearGaussianPolicy, np.ndarray]:
+    """π̄ fitted around samples (with the prior updated by them first, when given and update_prior);
+    also returns μ^π(obs) [N, T, dU]."""
+    U_mean = global_policy.act_batch(samples.obs)
+    if prior is not None and update_prior:
+        prior.update(samples.X, U_mean)
+    return fit_linearized_policy(samples.X, U_mean, global_policy.covariance, prior, regularization), U_mean
+
+
+def s_step_update(
+    s_step: SStep,
+    samples_per_condition: Sequence[SampleBatch],
+    target_mu: Sequence[np.ndarray],
+    precision: Sequence[np.ndarray],
+) -> float:
+    """One S-step on all conditions' samples: obs from samples.obs, target_mu[m] [N_m, T, dU],
+    precision[m] [N_m, T, dU, dU] (or [T, dU, dU], shared by the condition's samples).
+    Returns the S-step's final loss."""
+    obs = np.concatenate([s.obs for s in samples_per_condition])
+    mu = np.concatenate(list(target_mu))
+    prec = np.concatenate(
+        [np.broadcast_to(p, (s.N, *p.shape[-3:])) for s, p in zip(samples_per_condition, precision)]
+    )
+    return s_step.update(obs, mu, prec)
+
+
+@dataclass(frozen=True)
+class PhaseTimes:
+    """Wall time of one GPS iteration's phases (s): fitting the dynamics and linearising the
+    global policy, the C-step (all conditions), the S-step."""
+
+    linearization_s: float
+    c_step_s: float
+    s_step_s: float
+
+
+@dataclass(frozen=True)
+class GPSIterationResult:
+    """iteration: 1-based count; conditions: per-condition reports; s_step_loss: the S-step's
+    final loss summed over all (t, i, j); times: wall time of the phases."""
+
+    iteration: int
+    conditions: list[Any]
+    s_step_loss: float
+    times: PhaseTimes
+
+    @property
+    def mean_sample_cost(self) -> float:
+        return float(np.mean([c.sample_cost for c in self.conditions]))
+
+
+def check_global_policy(global_policy: GaussianPolicy, dU: int) -> None:
+    """global_policy must be a GaussianPolicy acting in the local policies' action space."""
+    if not isinstance(global_policy, GaussianPolicy) or global_policy.dU != dU:
+        got = f"dU={global_policy.dU}" if isinstance(global_policy, GaussianPolicy) else type(global_policy).__name__
+        raise ValueError(f"global_policy: expected a GaussianPolicy with dU={dU}, got {got}")
+
+
+def check_observations(samples_per_condition: Sequence[SampleBatch], dO: int) -> None:
+    """Every batch's obs must have the global policy's dO entries."""
+    for m, s in enumerate(samples_per_condition):
+        if s.dO != dO:
+            raise ValueError(f"samples_per_condition[{m}].obs: expected dO={dO} (the global policy's input), got {s.dO}")
