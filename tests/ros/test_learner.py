@@ -1,0 +1,209 @@
+"""The learner node driving sim + controller + recorder, each in its own process over real DDS:
+a short traj_opt run learns and publishes LearnerStatus; a learner killed after a checkpoint
+resumes without losing the iteration count or any recorded trial."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gps_ros.resources import config_path
+
+TASK = "reacher3"
+WAIT = 240.0
+
+
+def start_node(log_dir, name, *params, files=()):
+    args = [sys.executable, "-m", "gps_ros.cli", "node", name, "--ros-args"]
+    for f in files:
+        args += ["--params-file", str(config_path("nodes", f))]
+    for p in params:
+        args += ["-p", p]
+    log = open(log_dir / f"{name}.log", "a")
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def trial_files(folder):
+    return sorted(p.name for p in Path(folder).glob("*.mcap"))
+
+
+@pytest.fixture(scope="module")
+def ros():
+    import rclpy
+
+    rclpy.init()
+    yield rclpy
+    rclpy.try_shutdown()
+
+
+@pytest.fixture()
+def graph(tmp_path):
+    """sim (lock-step), controller and recorder; yields (tmp_path, samples folder)."""
+    samples = tmp_path / "samples"
+    procs = [
+        start_node(tmp_path, "sim", f"task:={TASK}", "lock_step:=true", files=("sim.yaml",)),
+        start_node(tmp_path, "controller", f"task:={TASK}", "state_timeout:=10.0", files=("controller.yaml", "controller_sim.yaml")),
+        start_node(tmp_path, "recorder", f"output_dir:={samples}", "use_sim_time:=true", files=("recorder.yaml",)),
+    ]
+    try:
+        yield tmp_path, samples
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def learner(tmp_path, samples, iterations, *params, samples_per_condition=3):
+    config = {"task": TASK, "algorithm": "traj_opt", "conditions": [0], "iterations": iterations,
+              "samples_per_condition": samples_per_condition, "seed": 1, "kl_step": 1.0,
+              "output_dir": str(tmp_path / "out")}
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return start_node(tmp_path, "learner", f"config:={path}", f"samples_dir:={samples}", "use_sim_time:=true",
+                      "server_timeout:=60.0", *params)
+
+
+def wait_exit(proc, rclpy, node, log):
+    end = time.monotonic() + WAIT
+    while proc.poll() is None and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    assert proc.poll() == 0, f"learner exit {proc.poll()}:\n{log.read_text()[-3000:]}"
+
+
+def test_training_run_learns_and_publishes_status(ros, graph):
+    from gps_ros.core.samples import TRIAL_COMPLETE
+    from gps_ros.msg import LearnerStatus
+    from gps_ros.ros.mcap_io import read_samples
+    from gps_ros.ros.interfaces import LEARNER_STATUS
+    from gps_ros.training.checkpoint import load_checkpoint
+
+    tmp_path, samples = graph
+    node = ros.create_node("status_listener")
+    statuses = []
+    node.create_subscription(LearnerStatus, LEARNER_STATUS, statuses.append, 100)
+    try:
+        proc = learner(tmp_path, samples, 2)
+        wait_exit(proc, ros, node, tmp_path / "learner.log")
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            ros.spin_once(node, timeout_sec=0.05)
+    finally:
+        node.destroy_node()
+    state, _ = load_checkpoint(tmp_path / "out")
+    costs = [m.mean_sample_cost for m in state.history]
+    assert state.iteration == 2 and costs[1] < costs[0]
+    # 3 samples + 1 evaluation trial per iteration, every one on disk (plus any failed attempt, aborted)
+    records = [r for _, r in read_samples(samples)]
+    assert sum(r.status == TRIAL_COMPLETE for r in records) == 8 == state.samples_total
+    assert state.next_trial_id == max(r.trial_id for r in records) + 1
+    phases = {m.phase for m in statuses}
+    assert {"sampling", "dynamics", "checkpoint", "done"} <= phases
+    final = [m for m in statuses if m.phase == "done"][-1]
+    assert (final.algorithm, final.iteration, final.max_iterations, final.samples_total) == ("traj_opt", 1, 2, 8)
+    assert abs(final.mean_cost - costs[1]) < 1e-9
+    assert "final success" in (tmp_path / "learner.log").read_text()
+    assert (tmp_path / "out" / "learning_curve.png").is_file()
+
+
+def test_killed_learner_resumes_without_losing_samples(ros, graph):
+    from gps_ros.core.samples import TRIAL_COMPLETE
+    from gps_ros.ros.mcap_io import read_samples
+    from gps_ros.training.checkpoint import checkpoint_file, load_checkpoint
+
+    tmp_path, samples = graph
+    node = ros.create_node("resume_watcher")
+    try:
+        proc = learner(tmp_path, samples, 2)
+        end = time.monotonic() + WAIT
+        # SIGKILL once iteration 1 is checkpointed and a trial of iteration 2 is on disk
+        while time.monotonic() < end and proc.poll() is None:
+            if checkpoint_file(tmp_path / "out").is_file() and len(trial_files(samples)) >= 5:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, (tmp_path / "learner.log").read_text()[-3000:]
+        proc.kill()
+        proc.wait()
+        # a trial in flight at the kill still ends and is recorded
+        count, stable_since = len(trial_files(samples)), time.monotonic()
+        while time.monotonic() - stable_since < 3.0:
+            time.sleep(0.1)
+            if len(trial_files(samples)) != count:
+                count, stable_since = len(trial_files(samples)), time.monotonic()
+        first, _ = load_checkpoint(tmp_path / "out")
+        assert first.iteration == 1
+        before = trial_files(samples)
+        assert len(before) >= 5
+        resumed = learner(tmp_path, samples, 2, "resume:=true")
+        wait_exit(resumed, ros, node, tmp_path / "learner.log")
+    finally:
+        node.destroy_node()
+    state, _ = load_checkpoint(tmp_path / "out")
+    assert state.iteration == 2 and [m.iteration for m in state.history] == [1, 2]
+    after = trial_files(samples)
+    assert set(before) <= set(after)
+    ids = [int(name[6:16]) for name in after]
+    assert len(ids) == len(set(ids)) and all("_" not in name[16:] for name in after)  # no id was used twice
+    assert min(set(after) - set(before)) > max(before)  # ids continue after the recorded ones
+    complete = [r for _, r in read_samples(samples) if r.status == TRIAL_COMPLETE]
+    assert state.next_trial_id == max(ids) + 1 and state.samples_total == len(complete)
+    log = (tmp_path / "learner.log").read_text()
+    assert "resuming after iteration 1" in log
+    assert re.search(r"[1-9][0-9]* trials recorded since, [1-9][0-9]* re-used", log)
+
+
+def test_manual_resets_wait_for_the_operator(ros, graph):
+    """reset:=manual (the hardware default): every trial waits for an acknowledged ResetRequest,
+    and the status says so meanwhile. The test is the operator: it resets the sim, then acknowledges."""
+    from gps_ros.msg import LearnerStatus, ResetRequest
+    from gps_ros.ros.interfaces import ACKNOWLEDGE_RESET, LEARNER_STATUS, RESET_REQUEST, RESET_SCENE
+    from gps_ros.srv import AcknowledgeReset, ResetScene
+
+    tmp_path, samples = graph
+    node = ros.create_node("operator")
+    statuses, requests = [], []
+    node.create_subscription(LearnerStatus, LEARNER_STATUS, statuses.append, 100)
+    node.create_subscription(ResetRequest, RESET_REQUEST, requests.append, 100)
+    ack, scene = node.create_client(AcknowledgeReset, ACKNOWLEDGE_RESET), node.create_client(ResetScene, RESET_SCENE)
+
+    def call(client, request):
+        assert client.wait_for_service(timeout_sec=WAIT)
+        future = client.call_async(request)
+        ros.spin_until_future_complete(node, future, timeout_sec=WAIT)
+        return future.result()
+
+    try:
+        proc = learner(tmp_path, samples, 1, "reset:=manual", samples_per_condition=1)
+        acknowledged, end = [], time.monotonic() + WAIT
+        while proc.poll() is None and time.monotonic() < end:
+            ros.spin_once(node, timeout_sec=0.05)
+            pending = [r for r in requests if r.request_id not in acknowledged]
+            if not pending:
+                continue
+            request = pending[-1]
+            # no trial runs before the acknowledgement; the status shows the wait
+            waited = time.monotonic()
+            while time.monotonic() - waited < 2.5:
+                ros.spin_once(node, timeout_sec=0.05)
+            assert len(trial_files(samples)) == len(acknowledged)
+            assert statuses and statuses[-1].phase == "waiting_for_reset"
+            assert call(scene, ResetScene.Request(mode=ResetScene.Request.MODE_CONDITION, condition=0)).success
+            assert call(ack, AcknowledgeReset.Request(request_id=request.request_id)).accepted
+            acknowledged.append(request.request_id)
+        assert proc.wait(WAIT) == 0, (tmp_path / "learner.log").read_text()[-3000:]
+    finally:
+        node.destroy_node()
+    assert len(acknowledged) == 2 == len(trial_files(samples))  # one sample and one evaluation trial
