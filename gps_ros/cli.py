@@ -14,20 +14,26 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from gps_ros.bench.report import BenchOptions  # noqa: E402
 
-# Benchmark name -> module with run(options) -> BenchReport.
+# Benchmark name -> the module whose SCENARIOS[name](options) -> BenchReport runs it
+# (named here so that the command line does not import torch to list them).
 BENCHMARKS = {
     "core": "gps_ros.bench.core",
     "sim": "gps_ros.bench.sim",
+    "mdgps-peg": "gps_ros.bench.mdgps_scenarios",
+    "mdgps-peg-blind": "gps_ros.bench.mdgps_scenarios",
+    "mdgps-peg-blind-near": "gps_ros.bench.mdgps_scenarios",
+    "badmm-peg": "gps_ros.bench.mdgps_scenarios",
+    "pointmass-obstacle": "gps_ros.bench.mdgps_scenarios",
 }
 
 
 def _bench(args: argparse.Namespace) -> int:
     module = importlib.import_module(BENCHMARKS[args.name])
-    report = module.run(BenchOptions(quick=args.quick, seeds=args.seeds, seed=args.seed))
+    options = BenchOptions(quick=args.quick, seeds=args.seeds, seed=args.seed, variants=tuple(args.variants))
+    report = module.SCENARIOS[args.name](options)
     print(report.table(), flush=True)
     if args.json:
-        report.to_json(args.json)
-        print(f"wrote {args.json}")
+        print("wrote " + " and ".join(str(p) for p in report.to_json(args.json)))
     return 0
 
 
@@ -77,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="smoke-sized run (what CI uses)")
     bench.add_argument("--seeds", type=int, default=1, help="independent repetitions (default 1)")
     bench.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    bench.add_argument("--variants", nargs="+", default=[], metavar="NAME",
+                       help="run only these algorithm variants of the scenario (default: all)")
     bench.set_defaults(func=_bench)
 
     node = sub.add_parser("node", help="run one ROS 2 node of gps_ros (what `ros2 run gps_ros NAME` runs)")

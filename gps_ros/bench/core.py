@@ -78,3 +78,6 @@ def _time_c_step(T: int, dX: int, dU: int, conditions: int, samples: int, max_sa
         "c_step_cold_ms": float(np.median(cold) * 1e3), "cold_passes": float(np.mean(cold_passes)),
         "c_step_warm_ms": float(np.median(warm) * 1e3), "warm_passes": float(np.mean(warm_passes)),
     }
+
+
+SCENARIOS = {"core": run}

@@ -24,7 +24,7 @@ import torch
 from gps_ros.agents.evaluate import evaluate
 from gps_ros.agents.mujoco_agent import MujocoAgent
 from gps_ros.algorithms.global_policy import GPSIterationResult
-from gps_ros.bench.report import BenchOptions, BenchReport, plot_curves
+from gps_ros.bench.report import BenchOptions, BenchReport, PlotSpec
 from gps_ros.core.samples import SampleBatch
 from gps_ros.policies.gaussian_policy import GaussianPolicy
 from gps_ros.sim.task import Task
@@ -90,6 +90,7 @@ def run_gps_scenario(scenario: GPSScenario, options: BenchOptions, log: Callable
         _run_all(agent, scenario, options, report, log)
     finally:
         torch.set_num_threads(threads)
+    report.plot = learning_curve_plot(report)
     report.notes += [
         f"task {agent.task.name}: training conditions {list(scenario.conditions)}, {scenario.samples_per_condition} "
         f"samples per condition per iteration; global policy evaluated with mean actions",
@@ -172,6 +173,13 @@ def learning_curves(report: BenchReport, key: str = "train_success") -> dict[str
     return curves
 
 
+def learning_curve_plot(report: BenchReport) -> PlotSpec:
+    """Train and held-out success of every variant against samples used."""
+    curves = {f"{v} train": c for v, c in learning_curves(report, "train_success").items()}
+    curves |= {f"{v} held-out": c for v, c in learning_curves(report, "held_out_success").items()}
+    return PlotSpec(curves, "samples", "success rate (global policy)")
+
+
 def summarize(report: BenchReport, keys: Sequence[str] = ("train_success", "held_out_success", "train_dist_mean")) -> None:
     """Add one note per variant and iteration checkpoint: the mean and std over seeds of keys."""
     for variant in dict.fromkeys(r["variant"] for r in report.rows):
@@ -181,17 +189,6 @@ def summarize(report: BenchReport, keys: Sequence[str] = ("train_success", "held
             at = [r for r in rows if r["iteration"] == it]
             figures = ", ".join(f"{k} {np.mean([r[k] for r in at]):.3g}±{np.std([r[k] for r in at]):.2g}" for k in keys)
             report.notes.append(f"{variant} iter {it} (mean±std over {len(at)} seeds): {figures}")
-
-
-def write_outputs(report: BenchReport, json_path: str | Path) -> Path:
-    """The report as JSON at json_path and its learning curves (train and held-out success) as a PNG next to it."""
-    json_path = Path(json_path)
-    report.to_json(json_path)
-    png = json_path.with_suffix(".png")
-    curves = {f"{v} train": c for v, c in learning_curves(report, "train_success").items()}
-    curves |= {f"{v} held-out": c for v, c in learning_curves(report, "held_out_success").items()}
-    plot_curves(png, curves, "samples", "success rate (global policy)", report.name)
-    return png
 
 
 def _stderr(line: str) -> None:

@@ -12,8 +12,7 @@ of the neural global policy (2x40 ReLU MLP) on the paper's tasks.
     pointmass-obstacle MDGPS (off-policy, classic) on the 5 starts of the obstacle task;
                        target: all 5 starts reach the target by iteration 5
 
-    PYTHONPATH=. .venv/bin/python -m gps_ros.bench.mdgps_scenarios NAME [--quick] [--seeds N]
-        [--seed S] [--variants NAME ...] [--json FILE]
+    gps-ros bench NAME [--quick] [--seeds N] [--seed S] [--variants NAME ...] [--json FILE]
 
 Peg scenarios use the paper's peg cost (PEG_COST), the point mass a final-step cost
 (POINTMASS_COST); the tasks' own costs are left as they are. Each scenario is
@@ -23,12 +22,6 @@ smoke run (2 conditions, 2 iterations of 2 samples, a 50-step S-step).
 
 from __future__ import annotations
 
-import argparse
-import os
-
-# Before numpy loads (as in gps_ros.cli): multi-threaded OpenBLAS is slower on these small
-# matrices and stalls when another process holds a core (GMM fits measured 8x slower).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -38,7 +31,7 @@ from gps_ros.agents.mujoco_agent import MujocoAgent
 from gps_ros.algorithms.badmm import BADMM, BADMMConfig
 from gps_ros.algorithms.global_policy import mlp_global_policy
 from gps_ros.algorithms.mdgps import MDGPS, MDGPSConfig
-from gps_ros.bench.gps_bench import AlgorithmFactory, GPSScenario, run_gps_scenario, summarize, write_outputs
+from gps_ros.bench.gps_bench import AlgorithmFactory, GPSScenario, run_gps_scenario, summarize
 from gps_ros.bench.report import BenchOptions, BenchReport
 from gps_ros.core.costs import build_cost
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy, init_pd
@@ -149,8 +142,9 @@ BLIND_NEAR_HALF_WIDTH = 0.01  # m, as in the MDGPS authors' blind-peg setting
 
 def _scenario(
     name: str, task: str | Task, conditions: Sequence[int], iterations: int, variants: dict[str, AlgorithmFactory],
-    options: BenchOptions, only: Sequence[str] | None, n_held_out: int = 20,
+    options: BenchOptions, n_held_out: int = 20,
 ) -> BenchReport:
+    only = options.variants
     if only:
         unknown = sorted(set(only) - set(variants))
         if unknown:
@@ -171,17 +165,17 @@ def _mdgps_variants(init: InitialPD, config: MDGPSConfig, cost: dict | None, qui
     return {name: gps_factory(MDGPS, replace(config, **kw), init, cost) for name, kw in MDGPS_VARIANTS.items()}
 
 
-def mdgps_peg(options: BenchOptions, variants: Sequence[str] | None = None) -> BenchReport:
+def mdgps_peg(options: BenchOptions) -> BenchReport:
     return _scenario("mdgps-peg", "pr2_peg", range(9), 12, _mdgps_variants(PEG_INIT, MDGPS_PEG, PEG_COST, options.quick),
-                     options, variants)
+                     options)
 
 
-def mdgps_peg_blind(options: BenchOptions, variants: Sequence[str] | None = None) -> BenchReport:
+def mdgps_peg_blind(options: BenchOptions) -> BenchReport:
     return _scenario("mdgps-peg-blind", "pr2_peg_blind", range(4), 12,
-                     _mdgps_variants(PEG_INIT, MDGPS_PEG, PEG_COST, options.quick), options, variants)
+                     _mdgps_variants(PEG_INIT, MDGPS_PEG, PEG_COST, options.quick), options)
 
 
-def mdgps_peg_blind_near(options: BenchOptions, variants: Sequence[str] | None = None) -> BenchReport:
+def mdgps_peg_blind_near(options: BenchOptions) -> BenchReport:
     """Diagnostic: pr2_peg_blind with its 4 holes moved to (±h, ±h) around their centre,
     h = BLIND_NEAR_HALF_WIDTH (the MDGPS authors' blind-peg setting used 0.01 m offsets).
     No held-out placements: the task's region is the wide one."""
@@ -192,18 +186,18 @@ def mdgps_peg_blind_near(options: BenchOptions, variants: Sequence[str] | None =
         for c in task.conditions
     ]
     return _scenario("mdgps-peg-blind-near", task, range(4), 12, _mdgps_variants(PEG_INIT, MDGPS_PEG, PEG_COST, options.quick),
-                     options, variants, n_held_out=0)
+                     options, n_held_out=0)
 
 
-def badmm_peg(options: BenchOptions, variants: Sequence[str] | None = None) -> BenchReport:
+def badmm_peg(options: BenchOptions) -> BenchReport:
     config = replace(BADMM_PEG, s_step=QUICK_S_STEP) if options.quick else BADMM_PEG
-    return _scenario("badmm-peg", "pr2_peg", range(9), 12, {"badmm": gps_factory(BADMM, config, PEG_INIT, PEG_COST)}, options, variants)
+    return _scenario("badmm-peg", "pr2_peg", range(9), 12, {"badmm": gps_factory(BADMM, config, PEG_INIT, PEG_COST)}, options)
 
 
-def pointmass_obstacle(options: BenchOptions, variants: Sequence[str] | None = None) -> BenchReport:
+def pointmass_obstacle(options: BenchOptions) -> BenchReport:
     config = replace(MDGPS_POINTMASS, s_step=QUICK_S_STEP) if options.quick else MDGPS_POINTMASS
     return _scenario("pointmass-obstacle", "pointmass_obstacle", range(5), 10,
-                     {"off-policy classic": gps_factory(MDGPS, config, POINTMASS_INIT, POINTMASS_COST)}, options, variants)
+                     {"off-policy classic": gps_factory(MDGPS, config, POINTMASS_INIT, POINTMASS_COST)}, options)
 
 
 SCENARIOS: dict[str, Callable[..., BenchReport]] = {
@@ -213,30 +207,3 @@ SCENARIOS: dict[str, Callable[..., BenchReport]] = {
     "badmm-peg": badmm_peg,
     "pointmass-obstacle": pointmass_obstacle,
 }
-
-
-def run(options: BenchOptions, name: str = "mdgps-peg") -> BenchReport:
-    """The scenario ``name`` (default mdgps-peg, all variants): the entry point ``gps-ros bench`` calls."""
-    if name not in SCENARIOS:
-        raise ValueError(f"name: expected one of {sorted(SCENARIOS)}, got {name!r}")
-    return SCENARIOS[name](options)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gps_ros.bench.mdgps_scenarios", description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", choices=sorted(SCENARIOS))
-    parser.add_argument("--quick", action="store_true", help="smoke-sized run (what CI uses)")
-    parser.add_argument("--seeds", type=int, default=1, help="independent repetitions (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument("--variants", nargs="+", metavar="NAME", help="run only these variants (default: all)")
-    parser.add_argument("--json", metavar="FILE", help="also write the rows to FILE and learning curves next to it (.png)")
-    args = parser.parse_args(argv)
-    report = SCENARIOS[args.name](BenchOptions(quick=args.quick, seeds=args.seeds, seed=args.seed), args.variants)
-    print(report.table(), flush=True)
-    if args.json:
-        print(f"wrote {args.json} and {write_outputs(report, args.json)}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,11 +13,23 @@ from typing import Any
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """quick: a smoke-sized run (what CI uses); seeds: independent repetitions; seed: the first seed."""
+    """quick: a smoke-sized run (what CI uses); seeds: independent repetitions; seed: the first
+    seed; variants: run only these algorithm variants of a scenario (empty: all)."""
 
     quick: bool = False
     seeds: int = 1
     seed: int = 0
+    variants: tuple[str, ...] = ()
+
+
+@dataclass
+class PlotSpec:
+    """A learning-curve plot: name -> (x, y) curves, axis labels, horizontal reference lines."""
+
+    curves: dict[str, tuple[list[float], list[float]]]
+    xlabel: str
+    ylabel: str
+    reference: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -27,6 +39,7 @@ class BenchReport:
     name: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    plot: PlotSpec | None = None
 
     def table(self) -> str:
         if not self.rows:
@@ -39,8 +52,10 @@ class BenchReport:
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
         return "\n".join(lines + self.notes)
 
-    def to_json(self, path: str | os.PathLike) -> None:
-        """Write atomically (temp file + rename) so an interrupted run never leaves half a file."""
+    def to_json(self, path: str | os.PathLike) -> list[Path]:
+        """Write the figures (and, with a plot spec, the learning curves as a PNG next to them)
+        atomically (temp file + rename) so an interrupted run never leaves half a file.
+        Returns the paths written."""
         payload = {
             "bench": self.name,
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
@@ -52,6 +67,11 @@ class BenchReport:
         with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False, suffix=".tmp") as tmp:
             json.dump(payload, tmp, indent=2)
         os.replace(tmp.name, target)
+        if self.plot is None:
+            return [target]
+        png = target.with_suffix(".png")
+        plot_curves(png, self.plot.curves, self.plot.xlabel, self.plot.ylabel, self.name, self.plot.reference)
+        return [target, png]
 
 
 def plot_curves(

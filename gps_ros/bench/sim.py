@@ -79,3 +79,6 @@ def _render_fps(agent: MujocoAgent, frames: int) -> float:
     for _ in range(frames):
         camera.render(agent.data, out)
     return frames / (time.perf_counter() - start)
+
+
+SCENARIOS = {"sim": run}
