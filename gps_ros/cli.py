@@ -73,6 +73,17 @@ def _train(args: argparse.Namespace) -> int:
     return train_main(args.overrides)
 
 
+def _results(args: argparse.Namespace) -> int:
+    from gps_ros.bench.results_table import results_table, update_readme
+
+    table = results_table(args.folder)
+    print(table)
+    if args.readme:
+        update_readme(args.readme, table)
+        print(f"updated {args.readme}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gps-ros", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--variants", nargs="+", default=[], metavar="NAME",
                        help="run only these algorithm variants of the scenario (default: all)")
     bench.set_defaults(func=_bench)
+
+    results = sub.add_parser("results", help="the results table from benchmark JSON files")
+    results.add_argument("folder", help="folder of `gps-ros bench ... --json` files")
+    results.add_argument("--readme", metavar="FILE", help="also write the table into FILE between its results markers")
+    results.set_defaults(func=_results)
 
     node = sub.add_parser("node", help="run one ROS 2 node of gps_ros (what `ros2 run gps_ros NAME` runs)")
     node.add_argument("name")
