@@ -1,0 +1,38 @@
+"""The README results table: last iteration per seed, mean ± std over seeds, paper figure beside."""
+
+import json
+
+import pytest
+
+from gps_ros.bench.results_table import BEGIN, END, results_table, update_readme
+
+
+def _row(seed, iteration, train, held_out, dist):
+    return {"variant": "off-policy classic", "seed": seed, "iteration": iteration, "samples": 45 * iteration,
+            "train_success": train, "held_out_success": held_out, "held_out_dist_mean": dist}
+
+
+def test_table_uses_each_seeds_last_iteration(tmp_path):
+    rows = [_row(0, 1, 0.0, 0.0, 0.3), _row(0, 2, 1.0, 0.5, 0.02), _row(1, 1, 0.0, 0.0, 0.3), _row(1, 2, 0.5, 1.0, 0.04)]
+    (tmp_path / "mdgps-peg.json").write_text(json.dumps({"bench": "mdgps-peg", "rows": rows}))
+    table = results_table(tmp_path).splitlines()
+    assert len(table) == 3
+    # train: mean(1.0, 0.5) = 75 %, std 25 %; held-out: 75 ± 25 %; distance 0.03 ± 0.01
+    assert table[2] == ("| mdgps-peg | off-policy classic | 2 | 2 | 90 | 75 ± 25 % | 75 ± 25 % | 0.030 ± 0.010 | "
+                        "70.7 % (MDGPS Table 1, iter 12) |")
+
+
+def test_readme_markers_are_required_and_text_outside_them_kept(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{BEGIN}\nold\n{END}\noutro\n")
+    update_readme(readme, "| new |")
+    assert readme.read_text() == f"intro\n{BEGIN}\n| new |\n{END}\noutro\n"
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="expected the markers"):
+        update_readme(readme, "| new |")
+
+
+def test_a_foreign_json_file_is_named(tmp_path):
+    (tmp_path / "other.json").write_text(json.dumps({"something": 1}))
+    with pytest.raises(ValueError, match=r"other\.json: expected a gps-ros bench JSON file"):
+        results_table(tmp_path)
