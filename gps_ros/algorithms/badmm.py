@@ -41,7 +41,8 @@ from gps_ros.core.costs.base import Cost
 from gps_ros.core.gaussian import chol_inverse, chol_log_det
 from gps_ros.core.kl import gaussian_policy_kl, policy_kl_per_step
 from gps_ros.core.kl_lqr import (
-    CStepConfig, CStepResult, EtaSearch, backward_pass, homogeneous_cost, homogeneous_dynamics, surrogate_prior_terms,
+    CStepConfig, CStepResult, DegenerateCStepError, EtaSearch, backward_pass, homogeneous_cost, homogeneous_dynamics,
+    surrogate_prior_terms,
 )
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
@@ -191,7 +192,7 @@ def badmm_c_step(
         if done:
             break
     if search.best is None:
-        raise RuntimeError(
+        raise DegenerateCStepError(
             f"BADMM C-step: Q_uu not positive definite for every η up to eta_max={config.eta_max}; "
             "the cost expansion or the policies' covariances are degenerate"
         )

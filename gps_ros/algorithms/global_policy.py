@@ -92,6 +92,11 @@ class GPSIterationResult:
     def mean_sample_cost(self) -> float:
         return float(np.mean([c.sample_cost for c in self.conditions]))
 
+    @property
+    def degenerate_c_steps(self) -> int:
+        """How many conditions kept their previous local policy because the C-step was degenerate."""
+        return sum(bool(getattr(c, "c_step_degenerate", False)) for c in self.conditions)
+
 
 def check_global_policy(global_policy: GaussianPolicy, dU: int) -> None:
     """global_policy must be a GaussianPolicy acting in the local policies' action space."""

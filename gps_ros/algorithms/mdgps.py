@@ -30,7 +30,7 @@ from gps_ros.algorithms.local_models import (
     LocalModel, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
 )
 from gps_ros.core.costs.base import Cost
-from gps_ros.core.kl_lqr import CStepConfig, kl_constrained_lqr
+from gps_ros.core.kl_lqr import CStepConfig, DegenerateCStepError, kl_constrained_lqr
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
 from gps_ros.core.samples import SampleBatch
@@ -87,7 +87,9 @@ class MDGPSConditionReport:
     """One condition's iteration: sample_cost (mean total cost of the samples); local_cost ℓ^k_k
     and global_cost ℓ^{k,π}_k (the current local policy and the linearised global policy under
     the new fit); predicted_cost ℓ^{k+1}_k (the new local policy under the new fit); step_mult
-    and epsilon used; the C-step's eta, kl (to π̄), backward_passes, eta_raised."""
+    and epsilon used; the C-step's eta, kl (to π̄), backward_passes, eta_raised; c_step_degenerate:
+    the C-step found no usable policy (DegenerateCStepError, its message in c_step_error) and the
+    previous local policy was kept (eta, kl nan, backward_passes 0, predicted_cost = local_cost)."""
 
     sample_cost: float
     local_cost: float
@@ -99,6 +101,8 @@ class MDGPSConditionReport:
     kl: float
     backward_passes: int
     eta_raised: bool
+    c_step_degenerate: bool = False
+    c_step_error: str = ""
 
 
 @dataclass
@@ -213,7 +217,17 @@ class MDGPS:
     ) -> MDGPSConditionReport:
         cfg = self.config
         epsilon = cfg.kl_step * state.policy.T * state.step_mult
-        result = kl_constrained_lqr(model.dynamics, model.x1, model.cost, p_bar, epsilon, cfg.c_step, eta_start=state.eta)
+        try:
+            result = kl_constrained_lqr(model.dynamics, model.x1, model.cost, p_bar, epsilon, cfg.c_step, eta_start=state.eta)
+        except DegenerateCStepError as error:
+            # One condition's degenerate local problem (e.g. a π̄ unstable under its fitted
+            # dynamics) must not stop the others: keep its policy, restart its η search next time.
+            state.eta = None
+            state.previous_global_cost, state.predicted_cost = global_cost, local_cost
+            return MDGPSConditionReport(
+                model.sample_cost, local_cost, global_cost, local_cost, state.step_mult, epsilon,
+                float("nan"), float("nan"), 0, False, c_step_degenerate=True, c_step_error=str(error),
+            )
         predicted = float(expected_cost(result.traj, model.cost).sum())
         state.policy, state.eta = result.policy, result.eta
         state.previous_global_cost, state.predicted_cost = global_cost, predicted

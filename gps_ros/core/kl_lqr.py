@@ -4,6 +4,14 @@ For a dual variable η the Lagrangian is minimised by the maximum-entropy LQR so
 the surrogate cost ℓ/η − log p̄(u|x); η is searched in log space so that the KL of the
 result to p̄ meets ε. The backward pass works in homogeneous coordinates
 z̃ = [x; 1; u], so one Cholesky solve per step gives [K_t | k_t] together.
+
+The pass solves for the deviation δ = u − K̄x − k̄ from p̄, not for u: there −log p̄ is
+exactly ½δᵀC̄⁻¹δ and the value function carries only the cost/η part. In u coordinates
+V = 0 at η → ∞ is the difference of terms of size |K̄|²‖C̄⁻¹‖; with a linearised global
+policy that is unstable under the fitted dynamics (|K̄| ~ 2e3, closed-loop spectral
+radius ~1.3 per step, measured on pr2_peg_blind) the round-off of that difference grows
+like ρ^{2(T−t)} through the backward pass, makes V indefinite and Q_uu not positive
+definite for every large η.
 """
 
 from __future__ import annotations
@@ -45,6 +53,12 @@ class CStepConfig:
             raise ValueError(f"max_step_factor: expected a number > 1, got {self.max_step_factor}")
 
 
+class DegenerateCStepError(ValueError, RuntimeError):
+    """The C-step has no usable solution: no η up to eta_max gives a positive-definite Q_uu (cost
+    expansion, p̄ or fitted dynamics degenerate), or the KL to p̄ is still above ε at eta_max (p̄
+    unstable under the fitted dynamics). A RuntimeError too, for callers written against the old error."""
+
+
 @dataclass(frozen=True)
 class CStepResult:
     """policy: the new local policy; eta: the dual variable used; kl: D_KL(p ‖ p̄) under the fitted dynamics;
@@ -74,6 +88,20 @@ def surrogate_prior_terms(p_bar: LinearGaussianPolicy) -> np.ndarray:
     L[:, : dX + 1, dX + 1 :] = -np.swapaxes(CinvKh, 1, 2)
     L[:, dX + 1 :, dX + 1 :] = p_bar.inv_cov
     return L
+
+
+def deviation_coordinates(Fh: np.ndarray, Lh: np.ndarray, Kh_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fh [T, n, n+dU] and Lh [T, n+dU, n+dU] rewritten in [x; 1; δ] with u = Kh_ref [x; 1] + δ.
+
+    Kh_ref: [T, dU, n] = [K̄_t | k̄_t]. Q_uu is unchanged by the substitution (δ enters as u does),
+    so the Cholesky factors of a backward pass in these coordinates are those of Q_uu, and its
+    gains are the deviations from Kh_ref.
+    """
+    T, dU, n = Kh_ref.shape
+    M = np.tile(np.eye(n + dU), (T, 1, 1))
+    M[:, n:, :n] = Kh_ref
+    L = np.swapaxes(M, 1, 2) @ Lh @ M
+    return Fh @ M, 0.5 * (L + np.swapaxes(L, 1, 2))
 
 
 def homogeneous_cost(cost: QuadraticCost, dX: int) -> np.ndarray:
@@ -136,7 +164,8 @@ def kl_constrained_lqr(
     """argmin_p Σ_t E_p[ℓ] s.t. D_KL(p(τ) ‖ p̄(τ)) <= epsilon, under the fitted dynamics and x1.
 
     eta_start warm-starts the η search (e.g. the previous iteration's η). A Q_uu that is
-    not positive definite at some η is handled by raising η (reported in eta_raised).
+    not positive definite at some η is handled by raising η (reported in eta_raised); when
+    none up to config.eta_max gives one, DegenerateCStepError (a ValueError) says what is degenerate.
     """
     T, dU, dX = p_bar.K.shape
     if (dynamics.T, dynamics.dX, dynamics.dU) != (T, dX, dU):
@@ -151,16 +180,19 @@ def kl_constrained_lqr(
         raise ValueError(f"epsilon: expected a positive number, got {epsilon}")
     eps = float(epsilon)
 
-    Fh = homogeneous_dynamics(dynamics)
-    Lcost = homogeneous_cost(cost, dX)
-    Lprior = surrogate_prior_terms(p_bar)
+    Kh_bar = np.concatenate([p_bar.K, p_bar.k[:, :, None]], axis=2)
+    Fh, Lcost = deviation_coordinates(homogeneous_dynamics(dynamics), homogeneous_cost(cost, dX), Kh_bar)
+    # −log p̄ in [x; 1; δ]: ½δᵀC̄⁻¹δ, with no x terms to cancel.
+    Lprior = np.zeros_like(Lcost)
+    Lprior[:, dX + 1 :, dX + 1 :] = p_bar.inv_cov
     logdet_bar = chol_log_det(p_bar.chol_cov)
 
     def evaluate(eta: float):
         solved = backward_pass(Fh, Lcost / eta + Lprior, dX)
         if solved is None:
             return None
-        Kh, chol_quu = solved
+        Kh_delta, chol_quu = solved
+        Kh = Kh_bar + Kh_delta
         K, k, C = Kh[:, :, :dX], Kh[:, :, dX], chol_inverse(chol_quu)
         traj = forward_arrays(K, k, C, dynamics.F, dynamics.f, dynamics.W, x1.mu, x1.sigma)
         logdet = -chol_log_det(chol_quu)
@@ -174,14 +206,44 @@ def kl_constrained_lqr(
         if done:
             break
     if search.best is None:
-        raise RuntimeError(
-            f"C-step: Q_uu not positive definite for every η up to eta_max={config.eta_max}; "
-            "the cost expansion or p_bar covariance is degenerate"
+        raise DegenerateCStepError(
+            f"C-step: Q_uu not positive definite for every η up to eta_max={config.eta_max}: "
+            + degeneracy_summary(dynamics, cost, p_bar)
+        )
+    if search.hi is None and search.best[0] >= config.eta_max:
+        # In exact arithmetic KL → 0 as η → ∞; a KL still above ε at eta_max means p̄ drives the
+        # fitted dynamics unstable (state covariances of order ρ^{2T}), and the policy found is not near p̄.
+        raise DegenerateCStepError(
+            f"C-step: KL to p_bar is {search.best[1][-1]:.4g} > epsilon={eps:.4g} even at eta_max={config.eta_max}: "
+            f"p_bar is unstable under the fitted dynamics (max closed-loop spectral radius "
+            f"{closed_loop_radius(dynamics, p_bar).max():.3g}); " + degeneracy_summary(dynamics, cost, p_bar)
         )
     eta, (K, k, C, traj, kl) = search.best
     return CStepResult(
         LinearGaussianPolicy(K, k, C), eta, kl, traj, search.passes, search.raised, search.active, search.converged
     )
+
+
+def degeneracy_summary(dynamics: LinearGaussianDynamics, cost: QuadraticCost, p_bar: LinearGaussianPolicy) -> str:
+    """The inputs of a degenerate C-step in numbers: the smallest eigenvalue of the cost's L_uu (and
+    its step), p̄'s covariance eigenvalue range, the largest |F_u| and whether everything is finite."""
+    dX = p_bar.dX
+    luu = np.linalg.eigvalsh(cost.Lzz[:, dX:, dX:])[:, 0]
+    cov = np.linalg.eigvalsh(p_bar.cov)
+    finite = all(np.isfinite(a).all() for a in (dynamics.F, dynamics.f, cost.Lzz, cost.lz, p_bar.K, p_bar.k))
+    return (
+        f"cost.Lzz[u, u] min eigenvalue {luu.min():.3g} (t={int(luu.argmin())}), p_bar.cov eigenvalues in "
+        f"[{cov.min():.3g}, {cov.max():.3g}], max |F_u| {np.abs(dynamics.F[:, :, dX:]).max():.3g}, "
+        f"all finite: {finite}"
+    )
+
+
+def closed_loop_radius(dynamics: LinearGaussianDynamics, policy: LinearGaussianPolicy) -> np.ndarray:
+    """Spectral radius of the closed loop f_x + f_u K per step [T] (a diagnostic: well above 1 for
+    many steps, the policy's state distribution grows geometrically under the dynamics)."""
+    dX = policy.dX
+    A = dynamics.F[:, :, :dX] + dynamics.F[:, :, dX:] @ policy.K
+    return np.abs(np.linalg.eigvals(A)).max(axis=1)
 
 
 _KL_FLOOR = 1e-300

@@ -7,6 +7,7 @@ import torch
 
 from gps_ros.algorithms.global_policy import mlp_global_policy
 from gps_ros.algorithms.mdgps import MDGPS, MDGPSConfig
+from gps_ros.core.costs.base import CostExpansion
 from gps_ros.core.dynamics_fit import fit_dynamics, fit_initial_state, fit_linearized_policy
 from gps_ros.core.linear_gaussian import init_pd
 from gps_ros.core.linear_system import QuadraticStateCost, point_mass
@@ -168,3 +169,29 @@ def test_bad_input_names_the_field_and_leaves_state_alone():
         _config(kl_step=-1.0)
     with pytest.raises(ValueError, match="global_policy: expected a GaussianPolicy with dU=2"):
         MDGPS(_config(), COST, before, mlp_global_policy(4, 3))
+
+
+class _ConcaveInU:
+    """COST with L_uu = −1e20 I: Q_uu = L_uu/η + C̄⁻¹ + ... is not PD for any η ≤ eta_max = 1e16."""
+
+    def expand(self, samples):
+        e = COST.expand(samples)
+        return CostExpansion(e.l, e.lx, e.lu, e.lxx, np.broadcast_to(-1e20 * np.eye(2), e.luu.shape), e.lux)
+
+
+def test_degenerate_c_step_keeps_the_previous_local_policy_and_is_reported():
+    rng = np.random.default_rng(5)
+    system = point_mass(T=T)
+    policy = init_pd(T, 4, 2, slice(0, 2), slice(2, 4), np.zeros(2), 1.0, 1.0, 1.0)
+    algorithm = MDGPS(_config(), [COST, _ConcaveInU()], [policy] * len(STARTS), mlp_global_policy(4, 2, (20, 20), seed=0))
+    for iteration in (1, 2):
+        before = algorithm.local_policies
+        result = algorithm.iteration(_sample(system, algorithm, rng))
+        healthy, degenerate = result.conditions
+        assert result.degenerate_c_steps == 1
+        assert degenerate.c_step_degenerate and "Q_uu not positive definite" in degenerate.c_step_error
+        assert "min eigenvalue -1e+20" in degenerate.c_step_error
+        assert np.isnan(degenerate.eta) and degenerate.predicted_cost == degenerate.local_cost
+        assert algorithm.local_policies[1] is before[1]
+        assert not healthy.c_step_degenerate and np.isfinite(healthy.eta)
+        assert not np.allclose(algorithm.local_policies[0].K, before[0].K), iteration
