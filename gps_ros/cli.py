@@ -24,6 +24,10 @@ BENCHMARKS = {
     "mdgps-peg-blind-near": "gps_ros.bench.mdgps_scenarios",
     "badmm-peg": "gps_ros.bench.mdgps_scenarios",
     "pointmass-obstacle": "gps_ros.bench.mdgps_scenarios",
+    "reset-free-reacher": "gps_ros.bench.reset_free_scenarios",
+    "reset-free-peg-2d": "gps_ros.bench.reset_free_scenarios",
+    "reset-free-peg-3d": "gps_ros.bench.reset_free_scenarios",
+    "vision-reacher": "gps_ros.bench.reset_free_scenarios",
 }
 
 
