@@ -48,3 +48,16 @@ class Agent(ABC):
     ) -> SampleBatch:
         """One trial per entry of ``conditions`` (policies: one for all or one per entry);
         noise: [N, T, dU] or None; per-trial seeds are spawned from ``seed``."""
+
+
+def named_policies(policies: object, conditions: Sequence) -> list[tuple[object, str]]:
+    """(policy, field name) for each of the N conditions of ``sample_many``: ``policies`` is
+    one policy for all or a sequence of N. ValueError for no conditions or a wrong count."""
+    N = len(conditions)
+    if N < 1:
+        raise ValueError("conditions: expected at least one condition, got none")
+    if isinstance(policies, Sequence):
+        if len(policies) != N:
+            raise ValueError(f"policies: expected one policy or {N} (one per condition), got {len(policies)}")
+        return [(p, f"policies[{i}]") for i, p in enumerate(policies)]
+    return [(policies, "policies")] * N

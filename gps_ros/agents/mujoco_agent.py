@@ -8,7 +8,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from gps_ros.agents.base import Agent
+from gps_ros.agents.base import Agent, named_policies
 from gps_ros.core.noise import draw_noise
 from gps_ros.core.samples import SampleBatch
 from gps_ros.core.validation import check_array
@@ -103,14 +103,7 @@ class MujocoAgent(Agent):
         with_images: bool = False,
     ) -> SampleBatch:
         N = len(conditions)
-        if N < 1:
-            raise ValueError("conditions: expected at least one condition, got none")
-        if isinstance(policies, Sequence):
-            if len(policies) != N:
-                raise ValueError(f"policies: expected one policy or {N} (one per condition), got {len(policies)}")
-            runners = [self._runner(p, f"policies[{i}]") for i, p in enumerate(policies)]
-        else:
-            runners = [self._runner(policies, "policies")] * N
+        runners = [self._runner(p, name) for p, name in named_policies(policies, conditions)]
         if noise is not None:
             noise = check_array("noise", noise, (N, self.T, self.dU))
         seeds = np.random.SeedSequence(seed).spawn(N)

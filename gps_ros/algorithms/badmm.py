@@ -35,17 +35,17 @@ from gps_ros.algorithms.global_policy import (
     s_step_update,
 )
 from gps_ros.algorithms.local_models import (
-    LocalModel, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
+    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
 )
 from gps_ros.core.costs.base import Cost
 from gps_ros.core.gaussian import chol_inverse, chol_log_det
 from gps_ros.core.kl import gaussian_policy_kl, policy_kl_per_step
 from gps_ros.core.kl_lqr import (
-    CStepConfig, CStepResult, DegenerateCStepError, EtaSearch, backward_pass, homogeneous_cost, homogeneous_dynamics,
+    CStepConfig, CStepResult, DegenerateCStepError, backward_pass, homogeneous_cost, homogeneous_dynamics, run_eta_search,
     surrogate_prior_terms,
 )
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
-from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
+from gps_ros.core.priors import DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
 from gps_ros.core.samples import SampleBatch
 from gps_ros.core.step_size import StepSizeConfig, new_step_multiplier
 from gps_ros.core.traj_distribution import expected_cost, forward_arrays
@@ -55,7 +55,7 @@ from gps_ros.policies.sstep import SStep, SStepConfig
 
 
 @dataclass(frozen=True)
-class BADMMConfig:
+class BADMMConfig(LocalModelSettings):
     """kl_step, initial_step_mult, step_size: ε = kl_step · T · multiplier against the sampled
     local policy, multiplier by the classic rule; inner_iterations: C/S/dual rounds per batch of
     samples; policy_dual_rate: α of the λ step; initial_policy_weight: ν_t at the start;
@@ -63,29 +63,19 @@ class BADMMConfig:
     min_policy_weight: floor ν_min; the rest as in MDGPSConfig."""
 
     kl_step: float = 2.0
-    initial_step_mult: float = 1.0
     step_size: StepSizeConfig = field(default_factory=lambda: StepSizeConfig(min_mult=0.1, max_mult=3.0))
     inner_iterations: int = 4
     policy_dual_rate: float = 0.1
     initial_policy_weight: float = 0.01
     weight_step_schedule: tuple[float, ...] = (1e-2,)
     min_policy_weight: float = 1e-4
-    c_step: CStepConfig = field(default_factory=CStepConfig)
-    dynamics_prior: DynamicsPriorConfig | None = field(default_factory=DynamicsPriorConfig)
     policy_prior: PolicyPriorConfig | None = field(default_factory=PolicyPriorConfig)
     dynamics_regularization: float = 1e-6
     policy_regularization: float = 1e-6
-    initial_state_floor: float = 1e-6
     s_step: SStepConfig = field(default_factory=SStepConfig)
 
     def __post_init__(self) -> None:
-        if not self.kl_step > 0:
-            raise ValueError(f"kl_step: expected a positive number, got {self.kl_step}")
-        if not self.step_size.min_mult <= self.initial_step_mult <= self.step_size.max_mult:
-            raise ValueError(
-                f"initial_step_mult: expected a number in [{self.step_size.min_mult}, {self.step_size.max_mult}], "
-                f"got {self.initial_step_mult}"
-            )
+        super().__post_init__()
         if int(self.inner_iterations) != self.inner_iterations or self.inner_iterations < 1:
             raise ValueError(f"inner_iterations: expected an integer >= 1, got {self.inner_iterations}")
         if not self.policy_dual_rate >= 0:
@@ -185,12 +175,7 @@ def badmm_c_step(
         kl = gaussian_policy_kl(K, k, C, logdet, p_prev.K, p_prev.k, p_prev.inv_cov, logdet_prev, traj.mu_x, traj.sigma_x)
         return K, k, C, traj, float(kl.sum())
 
-    search = EtaSearch(config, float(epsilon))
-    eta = float(np.clip(config.eta_init if eta_start is None else eta_start, config.eta_min, config.eta_max))
-    while True:
-        eta, done = search.step(eta, evaluate(eta))
-        if done:
-            break
+    search = run_eta_search(config, float(epsilon), evaluate, eta_start)
     if search.best is None:
         raise DegenerateCStepError(
             f"BADMM C-step: Q_uu not positive definite for every η up to eta_max={config.eta_max}; "

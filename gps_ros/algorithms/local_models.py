@@ -9,15 +9,42 @@ initial-state distribution, and average the cost expansion into one quadratic. C
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gps_ros.core.costs.base import Cost, CostExpansion
 from gps_ros.core.dynamics import InitialStateDistribution, LinearGaussianDynamics
 from gps_ros.core.dynamics_fit import fit_dynamics, fit_initial_state
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
-from gps_ros.core.priors import DynamicsPriorGMM
+from gps_ros.core.kl_lqr import CStepConfig
+from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM
 from gps_ros.core.samples import SampleBatch
+from gps_ros.core.step_size import StepSizeConfig
 from gps_ros.core.traj_distribution import QuadraticCost, TrajectoryDistribution, expected_cost, forward
+
+
+@dataclass(frozen=True)
+class LocalModelSettings:
+    """The settings every local-policy algorithm's config starts with (each config subclasses
+    this, overriding defaults where its paper differs): kl_step: ε per time step at step
+    multiplier 1; initial_step_mult: the first multiplier; step_size: the multiplier's range;
+    c_step: η search settings; dynamics_prior: GMM prior settings (None: plain ridge
+    regression per time step); initial_state_floor: added to the fitted x_1 covariance."""
+
+    kl_step: float = 1.0
+    initial_step_mult: float = 1.0
+    step_size: StepSizeConfig = field(default_factory=StepSizeConfig)
+    c_step: CStepConfig = field(default_factory=CStepConfig)
+    dynamics_prior: DynamicsPriorConfig | None = field(default_factory=DynamicsPriorConfig)
+    initial_state_floor: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not self.kl_step > 0:
+            raise ValueError(f"kl_step: expected a positive number, got {self.kl_step}")
+        if not self.step_size.min_mult <= self.initial_step_mult <= self.step_size.max_mult:
+            raise ValueError(
+                f"initial_step_mult: expected a number in [{self.step_size.min_mult}, {self.step_size.max_mult}], "
+                f"got {self.initial_step_mult}"
+            )
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,12 @@ from gps_ros.algorithms.global_policy import (
     GPSIterationResult, PhaseTimes, check_global_policy, check_observations, linearize_global_policy, local_mean_actions, s_step_update,
 )
 from gps_ros.algorithms.local_models import (
-    LocalModel, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
+    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
 )
 from gps_ros.core.costs.base import Cost
-from gps_ros.core.kl_lqr import CStepConfig, DegenerateCStepError, kl_constrained_lqr
+from gps_ros.core.kl_lqr import DegenerateCStepError, kl_constrained_lqr
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
-from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
+from gps_ros.core.priors import DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
 from gps_ros.core.samples import SampleBatch
 from gps_ros.core.step_size import StepSizeConfig, new_step_multiplier, new_step_multiplier_global
 from gps_ros.core.traj_distribution import expected_cost
@@ -45,7 +45,7 @@ SAMPLING = ("off_policy", "on_policy")
 
 
 @dataclass(frozen=True)
-class MDGPSConfig:
+class MDGPSConfig(LocalModelSettings):
     """kl_step: ε per time step at multiplier 1; initial_step_mult and step_size: the multiplier
     and its range (the paper's peg example: 0.5–3.0); step_rule: "classic" or "global";
     sampling: "off_policy" (local policies) or "on_policy" (global policy); shared_step: one
@@ -54,28 +54,17 @@ class MDGPSConfig:
     priors (None: plain ridge regression); *_regularization: ridge terms of the fits;
     initial_state_floor: added to the fitted x_1 covariance; s_step: network training."""
 
-    kl_step: float = 1.0
-    initial_step_mult: float = 1.0
     step_size: StepSizeConfig = field(default_factory=lambda: StepSizeConfig(min_mult=0.5, max_mult=3.0))
     step_rule: str = "classic"
     sampling: str = "off_policy"
     shared_step: bool = True
-    c_step: CStepConfig = field(default_factory=CStepConfig)
-    dynamics_prior: DynamicsPriorConfig | None = field(default_factory=DynamicsPriorConfig)
     policy_prior: PolicyPriorConfig | None = field(default_factory=PolicyPriorConfig)
     dynamics_regularization: float = 1e-6
     policy_regularization: float = 1e-6
-    initial_state_floor: float = 1e-6
     s_step: SStepConfig = field(default_factory=SStepConfig)
 
     def __post_init__(self) -> None:
-        if not self.kl_step > 0:
-            raise ValueError(f"kl_step: expected a positive number, got {self.kl_step}")
-        if not self.step_size.min_mult <= self.initial_step_mult <= self.step_size.max_mult:
-            raise ValueError(
-                f"initial_step_mult: expected a number in [{self.step_size.min_mult}, {self.step_size.max_mult}], "
-                f"got {self.initial_step_mult}"
-            )
+        super().__post_init__()
         if self.step_rule not in STEP_RULES:
             raise ValueError(f"step_rule: expected one of {STEP_RULES}, got {self.step_rule!r}")
         if self.sampling not in SAMPLING:

@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gps_ros.algorithms.global_policy import local_mean_actions
+from gps_ros.algorithms.local_models import LocalModelSettings
 from gps_ros.core.clustering import ClusteringConfig, ClusteringResult, TrajectoryCluster, cluster_trajectories
 from gps_ros.core.costs.base import Cost, CostExpansion
 from gps_ros.core.dynamics import InitialStateDistribution, LinearGaussianDynamics
-from gps_ros.core.kl_lqr import CStepConfig, CStepResult, kl_constrained_lqr
+from gps_ros.core.kl_lqr import CStepResult, kl_constrained_lqr
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
 from gps_ros.core.samples import SampleBatch
@@ -48,7 +49,7 @@ from gps_ros.policies.sstep import SStep, SStepConfig
 
 
 @dataclass(frozen=True)
-class ResetFreeConfig:
+class ResetFreeConfig(LocalModelSettings):
     """clustering: the trajectory-aware clustering (K, EM settings, regularisers);
     kl_step: ε per time step at step multiplier 1; initial_step_mult, step_size: the
     shared multiplier and its range; c_step: η search settings; dynamics_prior /
@@ -62,26 +63,16 @@ class ResetFreeConfig:
     current ones only); s_step: the supervised step's settings."""
 
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
-    kl_step: float = 1.0
-    initial_step_mult: float = 1.0
     step_size: StepSizeConfig = field(default_factory=lambda: StepSizeConfig(min_mult=0.2, max_mult=5.0))
-    c_step: CStepConfig = field(default_factory=CStepConfig)
     dynamics_prior: DynamicsPriorConfig = field(default_factory=lambda: DynamicsPriorConfig(max_samples=40))
     policy_prior: PolicyPriorConfig | None = field(default_factory=lambda: PolicyPriorConfig(max_samples=40))
-    initial_state_floor: float = 1e-6
     centre_on_sample: bool = False
     warm_start_eta: bool = True
     s_step_history: int = 1
     s_step: SStepConfig = field(default_factory=SStepConfig)
 
     def __post_init__(self) -> None:
-        if not self.kl_step > 0:
-            raise ValueError(f"kl_step: expected a positive number, got {self.kl_step}")
-        if not self.step_size.min_mult <= self.initial_step_mult <= self.step_size.max_mult:
-            raise ValueError(
-                f"initial_step_mult: expected a number in [{self.step_size.min_mult}, {self.step_size.max_mult}], "
-                f"got {self.initial_step_mult}"
-            )
+        super().__post_init__()
         if int(self.s_step_history) != self.s_step_history or self.s_step_history < 1:
             raise ValueError(f"s_step_history: expected an integer >= 1, got {self.s_step_history}")
         if not self.initial_state_floor > 0:

@@ -9,45 +9,29 @@ policy that produced the samples with ε = kl_step · T · step multiplier.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from gps_ros.algorithms.local_models import (
-    check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
+    LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
 )
 from gps_ros.core.costs.base import Cost, CostExpansion
-from gps_ros.core.kl_lqr import CStepConfig, kl_constrained_lqr
+from gps_ros.core.kl_lqr import kl_constrained_lqr
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
-from gps_ros.core.priors import DynamicsPriorConfig, DynamicsPriorGMM
+from gps_ros.core.priors import DynamicsPriorGMM
 from gps_ros.core.samples import SampleBatch
-from gps_ros.core.step_size import StepSizeConfig, new_step_multiplier
+from gps_ros.core.step_size import new_step_multiplier
 from gps_ros.core.traj_distribution import expected_cost
 
 
 @dataclass(frozen=True)
-class TrajOptConfig:
-    """kl_step: ε per time step at step multiplier 1; initial_step_mult: the first multiplier;
-    step_size: multiplier range; c_step: η search settings; dynamics_prior: GMM prior settings
-    (None: plain ridge regression per time step); dynamics_regularization: ridge on the
-    [x; u] covariance; initial_state_floor: added to the fitted x_1 covariance."""
+class TrajOptConfig(LocalModelSettings):
+    """LocalModelSettings (kl_step 0.2) and dynamics_regularization: ridge on the [x; u]
+    covariance."""
 
     kl_step: float = 0.2
-    initial_step_mult: float = 1.0
-    step_size: StepSizeConfig = field(default_factory=StepSizeConfig)
-    c_step: CStepConfig = field(default_factory=CStepConfig)
-    dynamics_prior: DynamicsPriorConfig | None = field(default_factory=DynamicsPriorConfig)
     dynamics_regularization: float = 1e-6
-    initial_state_floor: float = 1e-6
-
-    def __post_init__(self) -> None:
-        if not self.kl_step > 0:
-            raise ValueError(f"kl_step: expected a positive number, got {self.kl_step}")
-        if not self.step_size.min_mult <= self.initial_step_mult <= self.step_size.max_mult:
-            raise ValueError(
-                f"initial_step_mult: expected a number in [{self.step_size.min_mult}, {self.step_size.max_mult}], "
-                f"got {self.initial_step_mult}"
-            )
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gps_ros.atomic_io import atomic_write
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,8 @@ class BenchReport:
             "notes": self.notes,
         }
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False, suffix=".tmp") as tmp:
-            json.dump(payload, tmp, indent=2)
-        os.replace(tmp.name, target)
+        with atomic_write(target, "w", fsync=False) as stream:
+            json.dump(payload, stream, indent=2)
         if self.plot is None:
             return [target]
         png = target.with_suffix(".png")
@@ -99,12 +98,11 @@ def plot_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".png") as tmp:
-        fig.savefig(tmp.name, dpi=100)
-    plt.close(fig)
-    os.replace(tmp.name, target)
+    try:
+        with atomic_write(path, "wb", fsync=False) as stream:
+            fig.savefig(stream, format="png", dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _fmt(value: Any) -> str:

@@ -16,6 +16,7 @@ definite for every large η.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,12 +200,7 @@ def kl_constrained_lqr(
         kl = gaussian_policy_kl(K, k, C, logdet, p_bar.K, p_bar.k, p_bar.inv_cov, logdet_bar, traj.mu_x, traj.sigma_x)
         return K, k, C, traj, float(kl.sum())
 
-    search = EtaSearch(config, eps)
-    eta = float(np.clip(config.eta_init if eta_start is None else eta_start, config.eta_min, config.eta_max))
-    while True:
-        eta, done = search.step(eta, evaluate(eta))
-        if done:
-            break
+    search = run_eta_search(config, eps, evaluate, eta_start)
     if search.best is None:
         raise DegenerateCStepError(
             f"C-step: Q_uu not positive definite for every η up to eta_max={config.eta_max}: "
@@ -247,6 +243,18 @@ def closed_loop_radius(dynamics: LinearGaussianDynamics, policy: LinearGaussianP
 
 
 _KL_FLOOR = 1e-300
+
+
+def run_eta_search(config: CStepConfig, eps: float, evaluate: Callable, eta_start: float | None = None) -> EtaSearch:
+    """Run an :class:`EtaSearch` to the end from ``eta_start`` (None: config.eta_init), clipped
+    to [eta_min, eta_max]. evaluate(η) -> (K, k, C, traj, KL) or None for a non-PD Q_uu.
+    Returns the finished search (its ``best`` is None when no η gave a PD Q_uu)."""
+    search = EtaSearch(config, eps)
+    eta = float(np.clip(config.eta_init if eta_start is None else eta_start, config.eta_min, config.eta_max))
+    while True:
+        eta, done = search.step(eta, evaluate(eta))
+        if done:
+            return search
 
 
 class EtaSearch:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from gps_ros.atomic_io import atomic_write
 from gps_ros.core.validation import check_array
 from gps_ros.policies.gaussian_policy import GaussianPolicy
 from gps_ros.policies.networks import PolicyArchitecture, build_network
@@ -34,16 +33,8 @@ def save_policy(policy: GaussianPolicy, path: str | os.PathLike) -> None:
         "n_fit": policy.normalization.n_fit,
         "covariance": torch.from_numpy(policy.covariance),
     }
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb", fsync=False) as stream:
+        torch.save(payload, stream)
 
 
 def load_policy(path: str | os.PathLike, device: torch.device | str | None = None) -> GaussianPolicy:

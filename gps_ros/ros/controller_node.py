@@ -35,7 +35,6 @@ the goal's condition.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from gps_ros.core.samples import TRIAL_ABORTED, TRIAL_COMPLETE, SampleBatch, Tri
 from gps_ros.core.validation import check_array
 from gps_ros.ros import require_ros
 from gps_ros.ros.interfaces import CAMERA_IMAGE, EFFORT_COMMANDS, JOINT_STATES, RUN_TRIAL, TRIAL_STEPS
+from gps_ros.ros.node_main import spin_node_main
 from gps_ros.ros.safety import (
     ON_ABORT_MODES, SafetyLimits, clamp_effort, hold_effort, is_stale, limit_violation, per_joint, safe_effort,
 )
@@ -58,7 +58,6 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult  # noqa:
 from rclpy.action import ActionServer, CancelResponse, GoalResponse  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
 from rclpy.exceptions import ParameterUninitializedException  # noqa: E402
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
@@ -397,15 +396,4 @@ class ControllerNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = ControllerNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node_main(ControllerNode, argv, threads=4)

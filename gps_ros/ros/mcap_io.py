@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from gps_ros.atomic_io import atomic_write
 from gps_ros.core.samples import TrialRecord
 from gps_ros.ros import require_ros
 from gps_ros.ros.conversions import sample_from_msg, sample_to_msg, stamp_to_ns
@@ -120,17 +120,8 @@ def write_trial(
     at its last stamp."""
     sample = sample_to_msg(record)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            _write(stream, sample, steps, sample_topic, step_topic)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(target, "wb") as stream:
+        _write(stream, sample, steps, sample_topic, step_topic)
     return target
 
 

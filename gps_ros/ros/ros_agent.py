@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gps_ros.agents.base import Agent
+from gps_ros.agents.base import Agent, named_policies
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.noise import draw_noise
 from gps_ros.core.samples import TRIAL_COMPLETE, SampleBatch, TrialRecord
@@ -190,14 +190,7 @@ class RosAgent(Agent):
     def sample_many(self, policies, conditions: Sequence[int | None], noise: np.ndarray | None = None,
                     seed: int | None = None, with_images: bool = False) -> SampleBatch:
         N = len(conditions)
-        if N < 1:
-            raise ValueError("conditions: expected at least one condition, got none")
-        if isinstance(policies, Sequence):
-            if len(policies) != N:
-                raise ValueError(f"policies: expected one policy or {N} (one per condition), got {len(policies)}")
-            named = [(p, f"policies[{i}]") for i, p in enumerate(policies)]
-        else:
-            named = [(policies, "policies")] * N
+        named = named_policies(policies, conditions)
         if noise is not None:
             noise = check_array("noise", noise, (N, self.T, self.dU))
         seeds = np.random.SeedSequence(seed).spawn(N)

@@ -22,7 +22,6 @@ command is held.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import mujoco
@@ -30,12 +29,12 @@ import numpy as np
 
 from gps_ros.ros import require_ros
 from gps_ros.ros.interfaces import CAMERA_IMAGE, CLOCK, EFFORT_COMMANDS, JOINT_STATES, RESET_SCENE
+from gps_ros.ros.node_main import spin_node_main
 from gps_ros.sim import Condition, load_task
 from gps_ros.sim.render import CameraRenderer
 
 rclpy = require_ros("rclpy", "the sim node")
 from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
-from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
@@ -200,13 +199,4 @@ class SimNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = SimNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node_main(SimNode, argv)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gps_ros.atomic_io import atomic_write
 
 FORMAT = "gps_ros.checkpoint/1"
 FILENAME = "checkpoint.pkl"
@@ -42,20 +43,10 @@ def checkpoint_file(directory: str | os.PathLike) -> Path:
 def save_checkpoint(directory: str | os.PathLike, state: TrainerState, config: dict) -> Path:
     """Write ``state`` (and the run's config) to ``directory``/checkpoint.pkl atomically."""
     target = checkpoint_file(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "config": config, **vars(state)}
     payload["history"] = [vars(m) for m in state.history]
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{FILENAME}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it private; results and checkpoints are for the user
-        with os.fdopen(fd, "wb") as stream:
-            pickle.dump(payload, stream, protocol=pickle.HIGHEST_PROTOCOL)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(target, "wb") as stream:
+        pickle.dump(payload, stream, protocol=pickle.HIGHEST_PROTOCOL)
     return target
 
 

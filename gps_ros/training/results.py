@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from gps_ros.atomic_io import atomic_write
 
 METRICS = "metrics.json"
 PLOT = "learning_curve.png"
 
-
-def _atomic(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it private; results and checkpoints are for the user
-        with os.fdopen(fd, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def write_results(output_dir: str | os.PathLike, config: dict, history: Sequence, done: bool = False) -> tuple[Path, Path]:
@@ -33,8 +21,10 @@ def write_results(output_dir: str | os.PathLike, config: dict, history: Sequence
     out.mkdir(parents=True, exist_ok=True)
     payload = {"config": config, "iterations": [vars(m) for m in history], "done": done}
     metrics_path, plot_path = out / METRICS, out / PLOT
-    _atomic(metrics_path, lambda s: s.write(json.dumps(payload, indent=2).encode()))
-    _atomic(plot_path, lambda s: _plot(s, config, history))
+    with atomic_write(metrics_path, "w") as stream:
+        json.dump(payload, stream, indent=2)
+    with atomic_write(plot_path, "wb") as stream:
+        _plot(stream, config, history)
     return metrics_path, plot_path
 
 

@@ -3,7 +3,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from gps_ros.algorithms.global_policy import mlp_global_policy
 from gps_ros.algorithms.mdgps import MDGPS, MDGPSConfig
@@ -22,12 +21,7 @@ STARTS = np.array([[1.0, -0.5, 0.0, 0.0], [-0.8, 0.6, 0.0, 0.0]])
 COST = QuadraticStateCost(np.diag([1.0, 1.0, 0.1, 0.1]), 0.01 * np.eye(2), np.zeros(4))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(**kw) -> MDGPSConfig:

@@ -18,6 +18,17 @@ TASK = "reacher3"
 WAIT = 240.0
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_every_node_at_the_end():
+    """A test that fails mid-run must not leave its learner retrying trials."""
+    yield
+    for proc in _STARTED:
+        stop(proc)
+
+
 def start_node(log_dir, name, *params, files=()):
     args = [sys.executable, "-m", "gps_ros.cli", "node", name, "--ros-args"]
     for f in files:
@@ -25,7 +36,8 @@ def start_node(log_dir, name, *params, files=()):
     for p in params:
         args += ["-p", p]
     log = open(log_dir / f"{name}.log", "a")
-    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True)
+    _STARTED.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True))
+    return _STARTED[-1]
 
 
 def stop(proc):

@@ -1,0 +1,33 @@
+"""The main() of a node that only spins: init, build the node, spin until Ctrl-C or an
+external shutdown, then destroy the node and shut rclpy down."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from gps_ros.ros import require_ros
+
+
+def spin_node_main(make_node: Callable[[], object], argv: list[str] | None = None, threads: int | None = None) -> int:
+    """Run the node built by ``make_node`` (after rclpy.init, args ``argv`` or sys.argv);
+    threads: spin on a MultiThreadedExecutor with that many threads (None: rclpy.spin).
+    Returns the exit status 0."""
+    rclpy = require_ros("rclpy", "a gps_ros node")
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = make_node()
+    try:
+        if threads is None:
+            rclpy.spin(node)
+        else:
+            executor = MultiThreadedExecutor(num_threads=threads)
+            executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
