@@ -12,9 +12,10 @@ JointState its command of step t-1 produced (stamp newer than the previous step'
 Between trials nothing is sent (the sim does not move without commands; a hold command
 would move it away from the reset state). lock_step false (hardware, free-running sim):
 steps are paced on the steady clock at the control period from step 0, each with the
-latest JointState; between trials the hold PD runs at that rate. In both modes step 0
-waits for a JointState received after the goal was accepted, so it never uses one from
-before a reset.
+latest JointState; between trials the hold PD runs at that rate. Step 0 uses a JointState
+stamped at or after the goal's start_stamp when one is given (the sim's ResetScene returns
+it), else one received after the goal was accepted, so it never uses one from before a
+reset.
 
 Refusals. A goal is checked in full before anything moves (gps_ros.ros.trial_policy).
 An invalid goal is accepted and aborted at once, because a rejected ROS 2 goal carries
@@ -262,7 +263,7 @@ class ControllerNode(Node):
             except ValueError as err:
                 return self._refuse(goal_handle, f"invalid goal: {err}")
             self._in_trial = True
-            return self._run(goal_handle, plan, accepted_seq)
+            return self._run(goal_handle, plan, accepted_seq, stamp_to_ns(goal.start_stamp))
         finally:
             self._in_trial = False
             self._trial_lock.release()
@@ -275,7 +276,7 @@ class ControllerNode(Node):
         goal_handle.abort()
         return RunTrial.Result(sample=sample)
 
-    def _run(self, goal_handle, plan: TrialPlan, accepted_seq: int):
+    def _run(self, goal_handle, plan: TrialPlan, accepted_seq: int, start_stamp_ns: int):
         T, dX, dU = plan.horizon, plan.state_index.size, len(self.joint_names)
         n_low = plan.obs_index.size
         X, U, O = np.zeros((T, dX)), np.zeros((T, dU)), np.zeros((T, plan.dO))
@@ -288,7 +289,7 @@ class ControllerNode(Node):
             for t in range(T):
                 if goal_handle.is_cancel_requested:
                     raise TrialEnded("cancelled")
-                state = self._next_state(t, last, accepted_seq, start)
+                state = self._next_state(t, last, accepted_seq, start_stamp_ns, start)
                 if last is None:
                     start = time.monotonic()
                 last = state
@@ -345,12 +346,15 @@ class ControllerNode(Node):
             missing = "no joint state arrived" if self._state is None else "no subscriber of the effort commands"
             raise TrialEnded(f"robot not connected: within startup_timeout = {self.startup_timeout} s, {missing}")
 
-    def _next_state(self, t: int, last: Measurement | None, accepted_seq: int, start: float) -> Measurement:
+    def _next_state(self, t: int, last: Measurement | None, accepted_seq: int, start_stamp_ns: int,
+                    start: float) -> Measurement:
         """The JointState for step t (see the module docstring); raises TrialEnded from the watchdog.
 
-        start: steady time of step 0 (free-running pacing)."""
+        start_stamp_ns: the goal's start_stamp (0: none); start: steady time of step 0 (free-running pacing)."""
         if last is None or self.lock_step:
-            if last is None:
+            if last is None and start_stamp_ns:
+                fresh = lambda: self._state is not None and self._state.stamp_ns >= start_stamp_ns  # noqa: E731
+            elif last is None:
                 fresh = lambda: self._state is not None and self._state.seq > accepted_seq  # noqa: E731
             else:
                 fresh = lambda: self._state.stamp_ns > last.stamp_ns  # noqa: E731

@@ -149,13 +149,14 @@ class RosAgent(Agent):
     def __init__(self, node, config: RosAgentConfig, executor=None) -> None:
         require_ros("rclpy", "RosAgent")
         from rclpy.action import ActionClient
+        from builtin_interfaces.msg import Time
         from rclpy.executors import SingleThreadedExecutor
 
         from gps_ros.action import RunTrial
         from gps_ros.msg import ResetRequest, Sample
         from gps_ros.srv import AcknowledgeReset, ResetScene
 
-        self._RunTrial, self._ResetRequest, self._ResetScene = RunTrial, ResetRequest, ResetScene
+        self._RunTrial, self._ResetRequest, self._ResetScene, self._Time = RunTrial, ResetRequest, ResetScene, Time
         self.config = config
         self.T, self.dX, self.dU, self.dO = config.T, config.dX, config.dU, config.dO
         self.node = node
@@ -238,7 +239,7 @@ class RosAgent(Agent):
             goal.trial_id = self.next_trial_id
             self.next_trial_id += 1
             try:
-                goal.target_position = self._reset(condition, reset_seed)
+                goal.target_position, goal.start_stamp = self._reset(condition, reset_seed)
                 record = self._attempt(goal)
             except TrialFailed as err:
                 failures.append(f"trial {goal.trial_id}: {err}")
@@ -292,9 +293,10 @@ class RosAgent(Agent):
 
     # --- resets ---------------------------------------------------------------------------
 
-    def _reset(self, condition: int | None, seed: int) -> list[float]:
-        """Reset the scene; returns the target position [3] when the reset reports one (the
-        sim's ResetScene), else [] (the controller then uses its own target for the condition)."""
+    def _reset(self, condition: int | None, seed: int):
+        """Reset the scene; returns the target position [3] and the reset state's stamp when
+        the reset reports them (the sim's ResetScene), else [] and a zero stamp (the controller
+        then uses its own target for the condition and the first state after the goal)."""
         mode_names = self._ResetScene.Request
         mode = mode_names.MODE_CONDITION if condition is not None else (
             mode_names.MODE_RANDOM if self.config.reset == "sim" else mode_names.MODE_OPERATOR)
@@ -302,9 +304,9 @@ class RosAgent(Agent):
             return self._reset_sim(mode, condition, seed)
         if self.config.reset == "manual":
             self._reset_manual(mode, condition, seed)
-        return []
+        return [], self._Time()
 
-    def _reset_sim(self, mode: int, condition: int | None, seed: int) -> list[float]:
+    def _reset_sim(self, mode: int, condition: int | None, seed: int):
         cfg = self.config
         if not self._spin_until(self.reset_client.service_is_ready, cfg.server_timeout):
             raise TrialFailed(f"no ResetScene service on {self.node.resolve_service_name(RESET_SCENE)} within {cfg.server_timeout:g} s")
@@ -313,7 +315,7 @@ class RosAgent(Agent):
             raise TrialFailed(f"reset not done within {cfg.reset_timeout:g} s")
         if not future.result().success:
             raise TrialFailed(f"reset failed: {future.result().message}")
-        return list(future.result().target_position)
+        return list(future.result().target_position), future.result().stamp
 
     def _reset_manual(self, mode: int, condition: int | None, seed: int) -> None:
         cfg = self.config

@@ -10,8 +10,10 @@ one control period (``substeps`` physics steps); then /clock (sim time = physics
 x timestep) and the new JointState stamped with sim time are published, so the
 controller waits for the state its command produced and training runs as fast as both
 processes can go; with the camera enabled an image with the same stamp goes out before
-each JointState. Sim time never goes back (not even on a reset). A reset publishes
-the new state at once. While no commands come the current state is re-published (same
+each JointState. Sim time never goes back; a reset takes one physics step of sim time, so
+the reset scene's states are stamped newer than any state before it (ResetScene returns
+that stamp; the controller's step 0 waits for it, so a pre-reset state still in flight is
+never used). A reset publishes the new state at once. While no commands come the current state is re-published (same
 stamp) at ``idle_publish_rate`` on the wall clock, so a waiting controller sees the sim
 alive.
 
@@ -116,6 +118,7 @@ class SimNode(Node):
         self.data.qpos[self.qpos_adr] = cond.qpos
         mujoco.mj_forward(self.model, self.data)
         if self.lock_step:
+            self.physics_steps += 1
             self._publish_clock()
         self._publish_image()
         self._publish_state()
@@ -136,6 +139,7 @@ class SimNode(Node):
         response.success = True
         response.message = f"reset to target {cond.target.tolist()}, qpos {cond.qpos.tolist()}"
         response.target_position = cond.target.tolist()
+        response.stamp = ns_to_stamp(self.stamp_ns())
         return response
 
     def _on_command(self, msg) -> None:

@@ -21,10 +21,6 @@ from gps_ros.sim import load_task
 
 TASK = "reacher3"
 MAX_HORIZON = 4000
-# Seen in fresh-clone CI runs, about one test in 20: a lock-step trial started from a state other
-# than the reset one (or rendered a frame of it), so it no longer matches the in-process agent.
-RESET_RACE = ("known race: after a reset a lock-step trial has occasionally started from a stale state; "
-              "to be traced in the sim's reset / idle-republish path")
 # joint1 (unlimited in the model) gets a position limit the limit test can reach.
 Q1_LIMIT = 1.5
 WAIT = 60.0
@@ -67,6 +63,7 @@ class Learner:
         self.reset_client = self.node.create_client(ResetScene, "reset_scene")
         self.trial_client = ActionClient(self.node, RunTrial, "run_trial")
         self.joint_states = []
+        self.start_stamp = None
         self.node.create_subscription(JointState, "joint_states", self.joint_states.append, 100)
 
     def wait(self, future, what):
@@ -77,17 +74,18 @@ class Learner:
     def reset(self, condition):
         from gps_ros.srv import ResetScene
 
-        req = ResetScene.Request(mode=ResetScene.Request.MODE_CONDITION, condition=condition)
-        resp = self.wait(self.reset_client.call_async(req), "reset_scene")
-        assert resp.success, resp.message
-        return np.array(resp.target_position)
+        return self._reset(ResetScene.Request(mode=ResetScene.Request.MODE_CONDITION, condition=condition))
 
     def reset_random(self, seed):
         from gps_ros.srv import ResetScene
 
-        req = ResetScene.Request(mode=ResetScene.Request.MODE_RANDOM, seed=seed)
-        resp = self.wait(self.reset_client.call_async(req), "reset_scene")
+        return self._reset(ResetScene.Request(mode=ResetScene.Request.MODE_RANDOM, seed=seed))
+
+    def _reset(self, request):
+        """The target position; the next goal starts from the reset scene's stamp (as RosAgent does)."""
+        resp = self.wait(self.reset_client.call_async(request), "reset_scene")
         assert resp.success, resp.message
+        self.start_stamp = resp.stamp
         return np.array(resp.target_position)
 
     def set_controller_parameter(self, name, values):
@@ -103,6 +101,8 @@ class Learner:
     def run(self, goal, on_feedback=None, cancel_at_step=None):
         """(action status, result sample); cancels once feedback reports ``cancel_at_step`` steps done."""
         steps = []
+        if self.start_stamp is not None:
+            goal.start_stamp, self.start_stamp = self.start_stamp, None
 
         def feedback(msg):
             steps.append(msg.feedback.step)
@@ -236,7 +236,6 @@ def test_state_estimator_matches_the_agent_state():
         np.testing.assert_array_equal(estimator.state(agent.data.qpos.copy(), agent.data.qvel.copy()), agent.state())
 
 
-@pytest.mark.xfail(strict=False, reason=RESET_RACE)
 def test_lock_step_trial_reproduces_the_in_process_agent(graph):
     from action_msgs.msg import GoalStatus
     from gps_ros.agents.mujoco_agent import MujocoAgent
@@ -269,7 +268,20 @@ def test_lock_step_trial_reproduces_the_in_process_agent(graph):
     np.testing.assert_array_equal(np.diff(stamps), round(task.dt * 1e9))
 
 
-@pytest.mark.xfail(strict=False, reason=RESET_RACE)
+def test_reset_stamps_are_newer_than_every_state_before_the_reset(graph):
+    task, learner, _, _ = graph
+    learner.reset(1)
+    before, _ = learner.latest_state()
+    learner.reset(2)
+    stamp = learner.start_stamp.sec * 10**9 + learner.start_stamp.nanosec
+    learner.start_stamp = None
+    after, q = learner.latest_state()
+    # A pre-reset state still in flight is told apart from the reset scene by its stamp alone.
+    assert stamp > before
+    assert after == stamp
+    np.testing.assert_array_equal(q, task.conditions[2].qpos)
+
+
 def test_folded_noise_trial_reproduces_the_agent(graph):
     from action_msgs.msg import GoalStatus
     from gps_ros.agents.mujoco_agent import MujocoAgent
@@ -393,11 +405,6 @@ def test_cancel_ends_the_trial_with_the_reason(graph):
     assert 5 <= sample.steps_completed < MAX_HORIZON
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known race (1 run in 4 when run repeatedly): after a random-placement reset, a trial has started from "
-    "a state that was not the reset state; to be traced in the sim's reset / idle republish path",
-)
 @pytest.mark.parametrize("via", ["goal", "parameter"])
 def test_random_placement_target_from_the_goal_or_the_parameter(graph, via):
     from action_msgs.msg import GoalStatus
@@ -440,7 +447,6 @@ def test_goal_with_a_malformed_target_is_refused(graph):
     assert sample.abort_reason.startswith("invalid goal: target_position: expected finite values"), sample.abort_reason
 
 
-@pytest.mark.xfail(strict=False, reason=RESET_RACE)
 def test_neural_policy_trial_reproduces_the_agent(graph):
     from action_msgs.msg import GoalStatus
     from gps_ros.action import RunTrial
@@ -478,7 +484,6 @@ def test_neural_policy_trial_reproduces_the_agent(graph):
     np.testing.assert_allclose(np.array(sample.observations).reshape(T, task.dO), ref.obs[0], rtol=0, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=False, reason=RESET_RACE)
 def test_image_trial_reproduces_the_agent_images(graph):
     from action_msgs.msg import GoalStatus
     from gps_ros.agents.mujoco_agent import MujocoAgent
