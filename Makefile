@@ -65,8 +65,13 @@ $(STAMPS)/built: $(STAMPS)/venv $(SOURCES)
 test: build
 	cd tests && $(RUN_ENV) $(CURDIR)/$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),.)
 
+# The training job: MDGPS on the simulated pr2_peg through the ROS 2 node graph (sim, controller,
+# recorder, learner, status monitor), as `ros2 launch gps_ros train.launch.py` would start it.
+TRAIN_CONFIG ?= config/train/mdgps_peg.yaml
+# PYTHONSAFEPATH: the nodes start in this folder, whose gps_ros/ (sources, no built interfaces)
+# must not shadow the installed package.
 train: build
-	$(RUN_ENV) $(CURDIR)/$(VENV)/bin/python -m gps_ros.cli train $(TRAIN_ARGS)
+	$(RUN_ENV) PYTHONSAFEPATH=1 $(CURDIR)/$(VENV)/bin/python -m gps_ros.cli launch train sim:=true config:=$(TRAIN_CONFIG) $(TRAIN_ARGS)
 
 lock:
 	$(VENV)/bin/python scripts/lock_requirements.py > requirements.lock

@@ -19,6 +19,7 @@ from gps_ros.bench.report import BenchOptions  # noqa: E402
 BENCHMARKS = {
     "core": "gps_ros.bench.core",
     "sim": "gps_ros.bench.sim",
+    "ros": "gps_ros.bench.ros_graph",
     "mdgps-peg": "gps_ros.bench.mdgps_scenarios",
     "mdgps-peg-blind": "gps_ros.bench.mdgps_scenarios",
     "mdgps-peg-blind-near": "gps_ros.bench.mdgps_scenarios",

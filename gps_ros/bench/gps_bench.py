@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from gps_ros.agents.evaluate import evaluate
 from gps_ros.agents.mujoco_agent import MujocoAgent
@@ -27,6 +26,7 @@ from gps_ros.algorithms.global_policy import GPSIterationResult
 from gps_ros.bench.report import BenchOptions, BenchReport, PlotSpec
 from gps_ros.core.samples import SampleBatch
 from gps_ros.policies.gaussian_policy import GaussianPolicy
+from gps_ros.policies.threads import torch_threads
 from gps_ros.sim.task import Task
 
 # Far from the training seeds (options.seed + small offsets), so held-out placements never repeat training draws.
@@ -82,14 +82,8 @@ def run_gps_scenario(scenario: GPSScenario, options: BenchOptions, log: Callable
     if bad:
         raise ValueError(f"conditions: expected indices in [0, {n_conditions}) for task {agent.task.name!r}, got {bad}")
     report = BenchReport(scenario.name)
-    # The 2x40 MLP's minibatches are tiny: torch's intra-op threads only add overhead, and
-    # stall when other processes hold the cores (about 10x slower S-steps measured).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):  # the S-step and the global policy's act calls (policies.threads)
         _run_all(agent, scenario, options, report, log)
-    finally:
-        torch.set_num_threads(threads)
     report.plot = learning_curve_plot(report)
     report.notes += [
         f"task {agent.task.name}: training conditions {list(scenario.conditions)}, {scenario.samples_per_condition} "

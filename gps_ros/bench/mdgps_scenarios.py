@@ -14,8 +14,8 @@ of the neural global policy (2x40 ReLU MLP) on the paper's tasks.
 
     gps-ros bench NAME [--quick] [--seeds N] [--seed S] [--variants NAME ...] [--json FILE]
 
-Peg scenarios use the paper's peg cost (PEG_COST), the point mass a final-step cost
-(POINTMASS_COST); the tasks' own costs are left as they are. Each scenario is
+Peg scenarios use the peg tasks' cost (the MDGPS paper's peg cost, config/tasks/pr2_peg*.yaml),
+the point mass a final-step cost (POINTMASS_COST) instead of its task's. Each scenario is
 ``run(options: BenchOptions) -> BenchReport`` in ``SCENARIOS``; options.quick is a CI-sized
 smoke run (2 conditions, 2 iterations of 2 samples, a 50-step S-step).
 """
@@ -98,23 +98,6 @@ POINTMASS_COST = {
     ],
 }
 
-# The MDGPS paper's peg cost (its authors' mjc_mdgps_example): ee-point distance with the
-# horizontal axes weighted 2:1 over the whole horizon (l1 0.1, l2 10) plus a final-step l1
-# term x10. Measured against the task's default cost (quadratic ramp) on pr2_peg, 1 seed:
-# 100 % vs 44 % of training positions by iteration 8; the default stalls on the hole's rim.
-PEG_EE_WEIGHTS = [2.0, 2.0, 1.0, 2.0, 2.0, 1.0]
-PEG_COST = {
-    "type": "sum",
-    "terms": [
-        {"type": "action", "weights": [1e-3] * 7},
-        {"type": "ee_points", "slice": "ee_points", "weights": PEG_EE_WEIGHTS, "l1": 0.1, "l2": 10.0,
-         "alpha": 1e-5, "ramp": "constant"},
-        {"type": "ee_points", "slice": "ee_points", "weights": PEG_EE_WEIGHTS, "l1": 1.0, "l2": 0.0,
-         "alpha": 1e-5, "ramp": "final_only", "final_multiplier": 10.0},
-    ],
-}
-
-
 def gps_factory(
     algorithm: type[MDGPS] | type[BADMM], config: MDGPSConfig | BADMMConfig, init: InitialPD,
     cost: dict | None = None, hidden_sizes: Sequence[int] = (40, 40),
@@ -166,13 +149,13 @@ def _mdgps_variants(init: InitialPD, config: MDGPSConfig, cost: dict | None, qui
 
 
 def mdgps_peg(options: BenchOptions) -> BenchReport:
-    return _scenario("mdgps-peg", "pr2_peg", range(9), 12, _mdgps_variants(PEG_INIT, MDGPS_PEG, PEG_COST, options.quick),
+    return _scenario("mdgps-peg", "pr2_peg", range(9), 12, _mdgps_variants(PEG_INIT, MDGPS_PEG, None, options.quick),
                      options)
 
 
 def mdgps_peg_blind(options: BenchOptions) -> BenchReport:
     return _scenario("mdgps-peg-blind", "pr2_peg_blind", range(4), 12,
-                     _mdgps_variants(PEG_INIT, MDGPS_PEG, PEG_COST, options.quick), options)
+                     _mdgps_variants(PEG_INIT, MDGPS_PEG, None, options.quick), options)
 
 
 def mdgps_peg_blind_near(options: BenchOptions) -> BenchReport:
@@ -185,13 +168,13 @@ def mdgps_peg_blind_near(options: BenchOptions) -> BenchReport:
         Condition(centre + BLIND_NEAR_HALF_WIDTH * np.sign(c.target - centre) * [1.0, 1.0, 0.0], c.qpos)
         for c in task.conditions
     ]
-    return _scenario("mdgps-peg-blind-near", task, range(4), 12, _mdgps_variants(PEG_INIT, MDGPS_PEG, PEG_COST, options.quick),
+    return _scenario("mdgps-peg-blind-near", task, range(4), 12, _mdgps_variants(PEG_INIT, MDGPS_PEG, None, options.quick),
                      options, n_held_out=0)
 
 
 def badmm_peg(options: BenchOptions) -> BenchReport:
     config = replace(BADMM_PEG, s_step=QUICK_S_STEP) if options.quick else BADMM_PEG
-    return _scenario("badmm-peg", "pr2_peg", range(9), 12, {"badmm": gps_factory(BADMM, config, PEG_INIT, PEG_COST)}, options)
+    return _scenario("badmm-peg", "pr2_peg", range(9), 12, {"badmm": gps_factory(BADMM, config, PEG_INIT)}, options)
 
 
 def pointmass_obstacle(options: BenchOptions) -> BenchReport:

@@ -25,11 +25,9 @@ from dataclasses import dataclass, field, replace
 # gps_ros.agents first: it makes MUJOCO_GL default to egl before mujoco loads.
 from gps_ros.agents import MujocoAgent  # isort: skip
 import numpy as np
-import torch
 
 from gps_ros.algorithms.global_policy import mlp_global_policy
 from gps_ros.algorithms.reset_free import ResetFreeConfig, ResetFreeGPS, ResetFreeResult
-from gps_ros.bench.mdgps_scenarios import PEG_COST
 from gps_ros.bench.report import BenchOptions, BenchReport, PlotSpec
 from gps_ros.core.clustering import ClusteringConfig
 from gps_ros.core.costs import ActionCost, CostSum, build_cost
@@ -38,6 +36,7 @@ from gps_ros.core.samples import SampleBatch
 from gps_ros.core.step_size import StepSizeConfig
 from gps_ros.policies.gaussian_policy import GaussianPolicy
 from gps_ros.policies.networks import PolicyArchitecture
+from gps_ros.policies.threads import torch_threads
 
 HELDOUT_SEED = 987_654  # training placements come from SeedSequence([seed, iteration]); never this one
 
@@ -80,9 +79,9 @@ _REACHER = ResetFreeConfig(
     clustering=ClusteringConfig(n_clusters=4), kl_step=1.5, initial_step_mult=1.0,
     step_size=StepSizeConfig(min_mult=1.0, max_mult=1.0), centre_on_sample=True, s_step_history=3,
 )
-# pr2_peg with the MDGPS paper's peg cost and initial noise variance 4 (as in mdgps_scenarios;
-# with the task's default cost the peg stalled on the hole's rim: 30 % held-out success at
-# 480 episodes, mean distance 0.12 m), one seed:
+# pr2_peg with its task cost (the MDGPS paper's peg cost) and initial noise variance 4 (as in
+# mdgps_scenarios; with a quadratic-ramp cost the peg stalled on the hole's rim: 30 % held-out
+# success at 480 episodes, mean distance 0.12 m), one seed:
 # kl_step 0.5 reached 100 % held-out success at 400 episodes, kl_step 1.0 at 240.
 _PEG = replace(_REACHER, kl_step=1.0)
 
@@ -91,9 +90,9 @@ SETTINGS = {
     for s in (
         Scenario("reset-free-reacher", "reacher3", 20, 600, 0.05, 0.9, extra_action_weight=0.3, config=_REACHER),
         Scenario("reset-free-peg-2d", "pr2_peg", 20, 480, None, 0.8, kp=20.0, kd=5.0, noise_variance=4.0,
-                 cost=PEG_COST, config=_PEG),
+                 config=_PEG),
         Scenario("reset-free-peg-3d", "pr2_peg_3d", 20, 800, None, 0.8, kp=20.0, kd=5.0, noise_variance=4.0,
-                 cost=PEG_COST, config=_PEG),
+                 config=_PEG),
         Scenario("vision-reacher", "reacher3", 20, 800, 0.05, 0.8, extra_action_weight=0.3, vision=True,
                  config=_REACHER),
     )
@@ -112,15 +111,9 @@ class _ObsSelector:
 
 def run_scenario(scenario: Scenario, options: BenchOptions, log: Callable[[str], None]) -> BenchReport:
     report = BenchReport(scenario.name)
-    # One torch thread: on a few shared cores, default threading under contention made the
-    # S-step ~100x slower (measured: 233 s against 2 s per reacher iteration).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):  # the S-step and the global policy's act calls (policies.threads)
         for seed in range(options.seed, options.seed + options.seeds):
             report.rows.extend(_run_seed(scenario, options.quick, seed, log))
-    finally:
-        torch.set_num_threads(threads)
     report.plot = PlotSpec(learning_curves(report), "episodes", "held-out success rate",
                            {f"target {scenario.target_rate:.0%}": scenario.target_rate})
     finals = [r for r in report.rows if r["iteration"] == max(q["iteration"] for q in report.rows if q["seed"] == r["seed"])]

@@ -25,12 +25,14 @@ import torch
 from gps_ros.core.validation import check_array, check_positive_definite
 from gps_ros.policies.gaussian_policy import GaussianPolicy
 from gps_ros.policies.normalization import Normalization
+from gps_ros.policies.threads import torch_threads
 
 
 @dataclass(frozen=True)
 class SStepConfig:
     """iterations: Adam steps per S-step call; batch_size: (t, i, j) tuples per step;
-    lr, weight_decay: Adam's (L2) settings; progress_every: steps between progress reports."""
+    lr, weight_decay: Adam's (L2) settings; progress_every: steps between progress reports;
+    cpu_threads: torch CPU threads while training (0: torch's default; see policies.threads)."""
 
     iterations: int = 2000
     batch_size: int = 64
@@ -38,6 +40,7 @@ class SStepConfig:
     weight_decay: float = 0.0
     progress_every: int = 100
     seed: int = 0
+    cpu_threads: int = 1
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "progress_every"):
@@ -96,6 +99,10 @@ class SStep:
         the samples of one condition). Returns the final loss summed over all (t, i, j).
         Inputs are checked before anything changes.
         """
+        with torch_threads(self.config.cpu_threads):
+            return self._update(obs, target_mu, precision, progress)
+
+    def _update(self, obs, target_mu, precision, progress) -> float:
         policy, cfg = self.policy, self.config
         obs = check_array("obs", obs, (None, None, policy.dO))
         N, T, _ = obs.shape

@@ -3,8 +3,8 @@
 Per control step: take the JointState, compute x (StateEstimator: the task's kinematic
 model) and the observation, u = policy (linear-Gaussian K x + k [+ chol(C) eps], or the
 neural policy on the observation), clamp u to the effort limits, publish the effort
-command, a TrialStep for the recorder and the action feedback. The result is the Sample
-(trial_id echoed). Recorded noise: the eps applied (drawn from noise_seed, or the neural
+command, a TrialStep for the recorder and, every feedback_every steps, the action
+feedback. The result is the Sample (trial_id echoed). Recorded noise: the eps applied (drawn from noise_seed, or the neural
 policy's pre-drawn noise); zeros when the noise was folded into k (the learner holds it).
 
 Timing. lock_step true (with the sim node in lock-step): step t waits for the
@@ -105,6 +105,10 @@ class ControllerNode(Node):
             raise ValueError(f"on_abort: expected one of {ON_ABORT_MODES}, got {self.on_abort!r}")
         self.startup_timeout = p("startup_timeout", 10.0, "s a trial waits for the first JointState ever and for a "
                                  "subscriber of the effort commands (DDS discovery of freshly started nodes)")
+        self.feedback_every = p("feedback_every", 10, "steps between RunTrial feedback messages (and the last step); "
+                                "each one costs the controller and the client a message")
+        if self.feedback_every < 1:
+            raise ValueError(f"feedback_every: expected an integer >= 1, got {self.feedback_every}")
         camera = p("camera_enabled", False, "subscribe to camera images (needed by trials with images)")
         self.limits = self._limits()
         p("target_position", DOUBLES, "target position [3] (m, world) used in x; unset/empty = the fixed target of the "
@@ -313,7 +317,8 @@ class ControllerNode(Node):
                 self.step_pub.publish(trial_step_to_msg(TrialStepData(
                     plan.trial_id, plan.condition, t, T, state.stamp_ns, X[t], U[t], plan.noise[t], O[t],
                     images[t] if plan.record_images else None)))
-                goal_handle.publish_feedback(RunTrial.Feedback(step=done, horizon=T))
+                if done % self.feedback_every == 0 or done == T:
+                    goal_handle.publish_feedback(RunTrial.Feedback(step=done, horizon=T))
         except TrialEnded as ended:
             reason = str(ended)
         with self._cv:

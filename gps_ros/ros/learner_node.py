@@ -5,7 +5,7 @@ runs in a worker thread with a RosAgent: trials on the controller node, scene re
 the sim's ResetScene (reset:=sim) or by the operator (reset:=manual, the default when the
 node does not run on sim time, i.e. on hardware: a ResetRequest and an acknowledgement,
 or Enter with terminal:=true; no trial starts before it). The main thread spins the node
-with a MultiThreadedExecutor, so the agent's clients and the AcknowledgeReset service are
+with a multi-threaded executor (gps_ros.ros.executors), so the agent's clients and the AcknowledgeReset service are
 served while the worker waits. Progress goes to the terminal and to LEARNER_STATUS
 (gps_ros/LearnerStatus); checkpoint.pkl, metrics.json and learning_curve.png are
 rewritten in output_dir after every iteration.
@@ -61,7 +61,7 @@ class Learner:
 
         from gps_ros.msg import LearnerStatus
         from gps_ros.resources import config_path
-        from gps_ros.ros.ros_agent import RosAgent, declare_agent_parameters
+        from gps_ros.ros.ros_agent import RosAgent, agent_config_for_task
         from gps_ros.sim import load_task
         from gps_ros.train import resume_dir
         from gps_ros.training.config import load_config
@@ -77,10 +77,7 @@ class Learner:
             config = dataclasses.replace(config, output_dir=param["output_dir"])
         self.config = config
         task = load_task(config.task)
-        agent_config = declare_agent_parameters(node, task.T, task.dX, task.dU, task.dO)
-        use_sim_time = node.get_parameter("use_sim_time").value
-        # on hardware nobody serves ResetScene: the operator resets the scene
-        reset = "manual" if agent_config.reset == "sim" and not use_sim_time else agent_config.reset
+        agent_config = agent_config_for_task(node, task)
         checkpoint_dir = resume_dir(resume, config.output_dir)
         reuse, next_trial_id = {}, 1
         if checkpoint_dir is None:
@@ -94,9 +91,7 @@ class Learner:
             node.get_logger().info(
                 f"resuming after iteration {state.iteration} from {checkpoint_dir}: {found} trials recorded since, "
                 f"{sum(b.N for b in reuse.values())} re-used; next trial id {next_trial_id}")
-        agent_config = dataclasses.replace(
-            agent_config, reset=reset, state_sensors=tuple(task.state_slices), observation_sensors=tuple(task.config.obs),
-            first_trial_id=max(next_trial_id, state.next_trial_id))
+        agent_config = dataclasses.replace(agent_config, first_trial_id=max(next_trial_id, state.next_trial_id))
         self.agent = RosAgent(node, agent_config, executor=_SpunElsewhere())
         self.status_pub = node.create_publisher(LearnerStatus, LEARNER_STATUS, 10)
         self.trainer = Trainer(config, task, self.agent, state, config.output_dir, self.publish,
@@ -107,7 +102,7 @@ class Learner:
         # late subscribers see it and a wait for the operator shows
         node.create_timer(1.0, self._republish, clock=Clock(clock_type=ClockType.STEADY_TIME))
         node.get_logger().info(f"{config.algorithm} on {task.name}: {config.iterations} iterations, "
-                               f"{self.trainer.trials_per_iteration} trials each, reset: {reset}; writing to "
+                               f"{self.trainer.trials_per_iteration} trials each, reset: {agent_config.reset}; writing to "
                                f"{config.output_dir}")
 
     def _recorded(self, samples_dir: str, task) -> list:
@@ -152,12 +147,15 @@ class Learner:
             print(f"done: {last.iteration} iterations, {self.trainer.state.samples_total} trials; final success "
                   f"{100 * last.success_rate:.0f}% ({len(self.config.conditions)} conditions), mean final distance "
                   f"{last.mean_final_distance:.3f} m", flush=True)
-        print(f"wrote {self.config.output_dir}/metrics.json, learning_curve.png and checkpoint.pkl", flush=True)
+        policy = " and global_policy.pt" if hasattr(self.trainer.state.algorithm, "global_policy") else ""
+        print(f"wrote {self.config.output_dir}/metrics.json, learning_curve.png, checkpoint.pkl{policy}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     rclpy = require_ros("rclpy", "the learner node")
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
+
+    from gps_ros.ros.executors import ThreadPoolExecutor
 
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = rclpy.create_node("learner")
@@ -168,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor()
+    executor = ThreadPoolExecutor()
     executor.add_node(node)
     worker = threading.Thread(target=learner.train, name="trainer", daemon=True)
     worker.start()

@@ -11,10 +11,12 @@ from gps_ros.ros import require_ros
 
 def spin_node_main(make_node: Callable[[], object], argv: list[str] | None = None, threads: int | None = None) -> int:
     """Run the node built by ``make_node`` (after rclpy.init, args ``argv`` or sys.argv);
-    threads: spin on a MultiThreadedExecutor with that many threads (None: rclpy.spin).
+    threads: spin on a (gps_ros.ros.executors) ThreadPoolExecutor with that many threads (None: rclpy.spin).
     Returns the exit status 0."""
     rclpy = require_ros("rclpy", "a gps_ros node")
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
+
+    from gps_ros.ros.executors import ThreadPoolExecutor
 
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = make_node()
@@ -22,7 +24,7 @@ def spin_node_main(make_node: Callable[[], object], argv: list[str] | None = Non
         if threads is None:
             rclpy.spin(node)
         else:
-            executor = MultiThreadedExecutor(num_threads=threads)
+            executor = ThreadPoolExecutor(num_threads=threads)
             executor.add_node(node)
             executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

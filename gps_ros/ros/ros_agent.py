@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -123,6 +123,16 @@ def declare_agent_parameters(node, T: int, dX: int, dU: int, dO: int) -> RosAgen
         value = node.declare_parameter(name, 0.0 if default is None else default, ParameterDescriptor(description=doc)).value
         values[name] = None if name in ("trial_timeout", "manual_timeout") and value == 0 else value
     return RosAgentConfig(T, dX, dU, dO, **values)
+
+
+def agent_config_for_task(node, task) -> RosAgentConfig:
+    """declare_agent_parameters for ``task``'s dimensions, with its state and observation
+    sensors; reset "sim" becomes "manual" when ``node`` does not run on sim time (on
+    hardware nobody serves ResetScene: the operator resets the scene)."""
+    config = declare_agent_parameters(node, task.T, task.dX, task.dU, task.dO)
+    on_hardware = not node.get_parameter("use_sim_time").value
+    return replace(config, reset="manual" if config.reset == "sim" and on_hardware else config.reset,
+                   state_sensors=tuple(task.state_slices), observation_sensors=tuple(task.config.obs))
 
 
 def neural_command(policy, noise: np.ndarray | None) -> NeuralCommand:

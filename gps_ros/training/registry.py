@@ -2,7 +2,8 @@
 
 An algorithm object the trainer can run (traj_opt, MDGPS, BADMM, reset-free GPS, ...) has
 - ``local_policies``: one policy per training condition; the trainer samples
-  ``samples_per_condition`` trials from each and evaluates them;
+  ``samples_per_condition`` trials from each (from ``sampling_policies()`` instead when the
+  algorithm has it, e.g. on-policy MDGPS samples the global policy) and evaluates them;
 - ``iteration(samples_per_condition)``: one iteration from a SampleBatch per condition,
   returning a result with ``mean_sample_cost`` (optionally accepting ``on_phase=callable``,
   called with "dynamics", "c_step", "s_step", ... as the iteration goes on);
@@ -92,4 +93,53 @@ def build_traj_opt(config, task):
     return TrajOpt(algo_config, [task.cost() for _ in config.conditions], initial_policies(config, task))
 
 
+# Settings of the neural-policy algorithms (config ``settings:``), with their defaults.
+GPS_SETTINGS = {
+    "hidden_sizes": [40, 40],       # MLP hidden layers of the global policy
+    "s_step_iterations": 2000,      # Adam steps per S-step
+    "s_step_batch_size": 64,
+    "initial_step_mult": 1.0,
+}
+MDGPS_SETTINGS = {**GPS_SETTINGS, "sampling": "off_policy", "step_rule": "classic"}
+
+
+def _gps_settings(config, allowed: dict) -> dict:
+    unknown = sorted(set(config.settings) - set(allowed))
+    if unknown:
+        raise ValueError(f"settings.{unknown[0]}: unknown key for {config.algorithm}; expected one of {sorted(allowed)}")
+    return {**allowed, **config.settings}
+
+
+def _build_gps(config, task, algorithm_class, config_class, allowed: dict, algorithm_keys: tuple[str, ...] = ()):
+    """MDGPS or BADMM: the task's cost, PD initial policies, an MLP global policy seeded by config.seed."""
+    from gps_ros.algorithms.global_policy import mlp_global_policy
+    from gps_ros.core.step_size import StepSizeConfig
+    from gps_ros.policies.sstep import SStepConfig
+
+    s = _gps_settings(config, allowed)
+    algo_config = config_class(
+        kl_step=config.kl_step, initial_step_mult=float(s["initial_step_mult"]),
+        step_size=StepSizeConfig(min_mult=config.min_step_mult, max_mult=config.max_step_mult),
+        s_step=SStepConfig(iterations=int(s["s_step_iterations"]), batch_size=int(s["s_step_batch_size"]),
+                           seed=config.seed),
+        **{key: s[key] for key in algorithm_keys},
+    )
+    return algorithm_class(algo_config, task.cost(), initial_policies(config, task),
+                           mlp_global_policy(task.dO, task.dU, [int(h) for h in s["hidden_sizes"]], seed=config.seed))
+
+
+def build_mdgps(config, task):
+    from gps_ros.algorithms.mdgps import MDGPS, MDGPSConfig
+
+    return _build_gps(config, task, MDGPS, MDGPSConfig, MDGPS_SETTINGS, ("sampling", "step_rule"))
+
+
+def build_badmm(config, task):
+    from gps_ros.algorithms.badmm import BADMM, BADMMConfig
+
+    return _build_gps(config, task, BADMM, BADMMConfig, GPS_SETTINGS)
+
+
 register_algorithm("traj_opt", build_traj_opt)
+register_algorithm("mdgps", build_mdgps)
+register_algorithm("badmm", build_badmm)

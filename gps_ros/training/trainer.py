@@ -1,7 +1,8 @@
 """The trainer loop shared by `gps-ros train` (MujocoAgent) and the learner node (RosAgent).
 
 Per iteration: sample ``samples_per_condition`` trials from each of the algorithm's local
-policies through the Agent, run the algorithm's iteration, evaluate, then checkpoint and
+policies through the Agent, run the algorithm's iteration, evaluate, then checkpoint,
+save the global policy (when the algorithm has one) as global_policy.pt for deployment,
 rewrite metrics.json + the learning curve, and report progress (terminal line and the
 ``on_progress`` callback).
 
@@ -25,6 +26,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +36,8 @@ from gps_ros.training.config import TrainConfig
 from gps_ros.training.progress import EtaClock, Progress
 from gps_ros.training.registry import build_algorithm
 from gps_ros.training.results import write_results
+
+GLOBAL_POLICY = "global_policy.pt"  # the deployable policy (policy_runner, run_policy.launch.py)
 
 
 @dataclass
@@ -121,7 +125,8 @@ class Trainer:
         # drawn before any sampling, so re-used samples leave the seed stream where it was
         seeds = [int(rng.integers(2**31)) for _ in conditions]
         batches, trials_run = [], 0
-        for m, (policy, condition, seed) in enumerate(zip(algorithm.local_policies, conditions, seeds)):
+        sampling = algorithm.sampling_policies() if hasattr(algorithm, "sampling_policies") else algorithm.local_policies
+        for m, (policy, condition, seed) in enumerate(zip(sampling, conditions, seeds)):
             self._report("sampling", m * n)
             parts = [self.reuse.pop(m)] if m in self.reuse else []
             done = parts[0].N if parts else 0
@@ -146,6 +151,7 @@ class Trainer:
         self._last = metrics
         self._report("checkpoint", self.trials_per_iteration)
         save_checkpoint(self.output_dir, state, config.to_dict())
+        self._save_global_policy(algorithm)
         write_results(self.output_dir, config.to_dict(), state.history)
         self.log(
             f"[{config.algorithm} {self.task.name}] iter {state.iteration}/{config.iterations}  "
@@ -153,6 +159,17 @@ class Trainer:
             f"success {100 * success:.0f}%  final distance {distance:.3f} m  "
             f"({metrics.seconds:.1f} s, ETA {self._eta(False):.0f} s)"
         )
+
+    def _save_global_policy(self, algorithm) -> None:
+        """The neural global policy (if any) as a deployable file next to the checkpoint."""
+        global_policy = getattr(algorithm, "global_policy", None)
+        if global_policy is None:
+            return
+        from gps_ros.policies.gaussian_policy import GaussianPolicy
+        from gps_ros.policies.serialization import save_policy
+
+        if isinstance(global_policy, GaussianPolicy):
+            save_policy(global_policy, Path(self.output_dir) / GLOBAL_POLICY)
 
     def _evaluate(self, batches: Sequence[SampleBatch]) -> tuple[float, float, int]:
         """(success rate, mean final distance, trials run): the new policies' mean actions

@@ -6,6 +6,9 @@ cannot reach the next module's graph, whose topics have the same names.
 
 import itertools
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -18,3 +21,33 @@ def private_ros_domain():
     os.environ["ROS_DOMAIN_ID"] = str((session_domain + next(_MODULE_INDEX)) % 100 + 1)
     yield
     os.environ["ROS_DOMAIN_ID"] = str(session_domain)
+
+
+@pytest.fixture()
+def start_node(tmp_path):
+    """start_node(name, *params, files=()) starts `gps-ros node NAME` in its own process (params as
+    ``name:=value``, files from config/nodes), its output in <tmp_path>/<name>.log; every node
+    started is stopped (SIGINT, then kill) when the test ends."""
+    from gps_ros.resources import config_path
+
+    started = []
+
+    def start(name, *params, files=()):
+        args = [sys.executable, "-m", "gps_ros.cli", "node", name, "--ros-args"]
+        for f in files:
+            args += ["--params-file", str(config_path("nodes", f))]
+        for p in params:
+            args += ["-p", p]
+        with open(tmp_path / f"{name}.log", "a") as log:
+            started.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -30,11 +30,11 @@ class _LaunchConfiguration:
 def _stub_launch_modules(monkeypatch):
     """Minimal `launch` / `launch_ros` stand-ins recording what the launch file builds."""
     kinds = {}
-    for name in ("LaunchDescription", "DeclareLaunchArgument", "LogInfo", "OpaqueFunction", "Node"):
+    for name in ("LaunchDescription", "DeclareLaunchArgument", "LogInfo", "OpaqueFunction", "Node", "Shutdown"):
         kinds[name] = type(name, (_Action,), {})
     modules = {
         "launch": {"LaunchDescription": kinds["LaunchDescription"]},
-        "launch.actions": {n: kinds[n] for n in ("DeclareLaunchArgument", "LogInfo", "OpaqueFunction")},
+        "launch.actions": {n: kinds[n] for n in ("DeclareLaunchArgument", "LogInfo", "OpaqueFunction", "Shutdown")},
         "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
         "launch_ros": {},
         "launch_ros.actions": {"Node": kinds["Node"]},
@@ -62,7 +62,9 @@ def _launch_file_nodes(monkeypatch, graph, values):
 
 
 @pytest.mark.parametrize("graph,values", [
-    ("train", {}), ("train", {"sim": "false", "config": "cfg.yaml", "resume": "true", "namespace": "arm1"}),
+    ("train", {}),
+    ("train", {"sim": "false", "config": str(REPO / "config" / "train" / "mdgps_peg.yaml"), "resume": "true",
+               "namespace": "arm1"}),
     ("run_policy", {"policy": "/tmp/p.pt"}), ("run_policy", {"sim": "false", "namespace": "arm2"}),
 ])
 def test_launch_file_starts_exactly_the_table_nodes(monkeypatch, graph, values):
@@ -76,6 +78,9 @@ def test_launch_file_starts_exactly_the_table_nodes(monkeypatch, graph, values):
     assert [(s["executable"], s["name"], s["namespace"], s["parameters"]) for s in started] == [
         (n.executable, n.name, n.namespace, [*n.params_files, n.parameters]) for n in table if n.executable not in missing]
     assert all(s["package"] == "gps_ros" for s in started)
+    # a required node's exit shuts the launch down, like run_nodes does
+    assert [isinstance(s["on_exit"], kinds["Shutdown"]) for s in started] == [
+        n.required for n in table if n.executable not in missing]
     logged = [a.kwargs["msg"] for a in actions if isinstance(a, kinds["LogInfo"])]
     assert len(logged) == len(missing) and all("not available yet" in m for m in logged)
 
@@ -94,9 +99,16 @@ def test_arguments_become_parameters_and_params_files_are_used(tmp_path):
     (tmp_path / "nodes").mkdir()
     for name in ("recorder", "controller", "controller_sim"):
         (tmp_path / "nodes" / f"{name}.yaml").write_text("/**:\n  ros__parameters:\n    x: 1.0\n")
-    nodes = {n.executable: n for n in resolve("train", {"config": "c.yaml", "resume": "TRUE", "namespace": "arm"}, tmp_path)}
-    assert nodes["learner"].parameters == {"use_sim_time": True, "config": "c.yaml", "resume": True}
-    assert nodes["sim"].parameters == {}, "the sim publishes /clock: it does not run on sim time"
+    config = tmp_path / "c.yaml"
+    config.write_text("task: pr2_peg\noutput_dir: runs/peg\n")
+    nodes = {n.executable: n for n in resolve("train", {"config": str(config), "resume": "TRUE", "namespace": "arm"},
+                                              tmp_path)}
+    assert nodes["learner"].parameters == {"use_sim_time": True, "config": str(config), "resume": True,
+                                           "samples_dir": "runs/peg/samples"}
+    assert nodes["sim"].parameters == {"task": "pr2_peg"}, "the sim publishes /clock: it does not run on sim time"
+    assert nodes["controller"].parameters == {"use_sim_time": True, "task": "pr2_peg"}
+    assert nodes["recorder"].parameters == {"use_sim_time": True, "output_dir": "runs/peg/samples"}
+    assert [n.executable for n in nodes.values() if n.required] == ["learner"]
     assert nodes["recorder"].params_files == (str(tmp_path / "nodes" / "recorder.yaml"),)
     assert nodes["controller"].params_files == (str(tmp_path / "nodes" / "controller.yaml"),
                                                 str(tmp_path / "nodes" / "controller_sim.yaml"))
@@ -107,8 +119,14 @@ def test_arguments_become_parameters_and_params_files_are_used(tmp_path):
     assert {n.namespace for n in nodes.values()} == {"arm"}
 
 
-def test_bad_launch_arguments_raise_naming_them():
+def test_bad_launch_arguments_raise_naming_them(tmp_path):
     from gps_ros.ros.launch_table import parse_assignments, resolve
+
+    with pytest.raises(ValueError, match=r"config: expected a YAML file, got 'nowhere.yaml' \(not found\)"):
+        resolve("train", {"config": "nowhere.yaml"})
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ValueError, match="config: expected a YAML mapping in .*list.yaml, got list"):
+        resolve("train", {"config": str(tmp_path / "list.yaml")})
 
     with pytest.raises(ValueError, match=r"graph: expected one of \['run_policy', 'train'\], got 'fly'"):
         resolve("fly", {})
@@ -130,17 +148,41 @@ def test_node_command_quotes_values_as_yaml_scalars():
                    "-p", 'empty:=""', "-p", "path:=x/y.yaml"]
 
 
+FAKE_NODE = """#!/bin/sh
+# stands in for `python -m gps_ros.cli node NAME ...`: the learner exits with $LEARNER_EXIT after a
+# moment; every other node runs until SIGINT, then exits 0
+if [ "$4" = learner ]; then sleep 0.5; exit "$LEARNER_EXIT"; fi
+trap 'exit 0' INT
+while true; do sleep 0.05; done
+"""
+
+
+@pytest.mark.parametrize("learner_exit,expected", [(0, 0), (3, 1)])
+def test_a_required_node_ending_stops_the_graph(tmp_path, monkeypatch, learner_exit, expected):
+    from gps_ros.ros.launch_table import resolve, run_nodes
+
+    fake = tmp_path / "fake_python"
+    fake.write_text(FAKE_NODE)
+    fake.chmod(0o755)
+    monkeypatch.setenv("LEARNER_EXIT", str(learner_exit))
+    nodes = resolve("train", {"sim": "true"})
+    # run_nodes returns only once every node has exited: the others got SIGINT when the learner ended
+    assert run_nodes(nodes, shutdown_timeout=30.0, python=str(fake)) == expected
+
+
 def _cli(*args):
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "gps_ros.cli", "launch", *args], capture_output=True, text=True, env=env)
 
 
-def test_dry_run_prints_the_commands_and_names_missing_nodes():
+def test_dry_run_prints_the_commands_and_names_missing_nodes(tmp_path):
     from gps_ros.ros.launch_table import node_command, resolve, unavailable
 
-    out = _cli("train", "sim:=true", "config:=cfg.yaml", "--dry-run")
+    config = tmp_path / "cfg.yaml"
+    config.write_text("task: reacher3\n")
+    out = _cli("train", "sim:=true", f"config:={config}", "--dry-run")
     assert out.returncode == 0, out.stderr
-    table = resolve("train", {"sim": "true", "config": "cfg.yaml"})
+    table = resolve("train", {"sim": "true", "config": str(config)})
     missing = unavailable(table)
     printed = [shlex.split(line) for line in out.stdout.splitlines()]
     assert printed == [node_command(n) for n in table if n.executable not in missing]

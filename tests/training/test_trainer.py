@@ -120,7 +120,7 @@ def test_interrupted_samples_rule():
 
 
 def test_config_errors_name_the_field(tmp_path):
-    with pytest.raises(ValueError, match=r"train.algorithm: expected one of \['traj_opt'"):
+    with pytest.raises(ValueError, match=r"train.algorithm: expected one of \['badmm', 'mdgps', 'traj_opt'\]"):
         TrainConfig.from_dict({"task": "reacher3", "algorithm": "nope"})
     with pytest.raises(ValueError, match="train.iterations: expected an integer >= 1, got 0"):
         TrainConfig.from_dict({"task": "reacher3", "iterations": 0})
@@ -138,6 +138,31 @@ def test_config_errors_name_the_field(tmp_path):
 def test_shipped_configs_load():
     for name in ("traj_opt_reacher.yaml", "traj_opt_reacher_ros.yaml"):
         assert load_config(ROOT / "config" / "train" / name).algorithm == "traj_opt"
+    assert load_config(ROOT / "config" / "train" / "mdgps_peg.yaml").algorithm == "mdgps"
+
+
+@pytest.mark.parametrize("sampling", ["off_policy", "on_policy"])
+def test_mdgps_config_builds_the_papers_algorithm(sampling):
+    from gps_ros.algorithms.mdgps import MDGPS
+    from gps_ros.sim import load_task
+    from gps_ros.training.registry import build_algorithm
+
+    cfg = load_config(ROOT / "config" / "train" / "mdgps_peg.yaml",
+                      [f"settings:={{sampling: {sampling}, step_rule: global, s_step_iterations: 7}}"])
+    task = load_task(cfg.task)
+    algorithm = build_algorithm(cfg, task)
+    assert isinstance(algorithm, MDGPS)
+    assert (algorithm.config.sampling, algorithm.config.step_rule, algorithm.config.kl_step) == (sampling, "global", 2.0)
+    assert algorithm.config.s_step.iterations == 7 and algorithm.config.s_step.seed == cfg.seed
+    assert algorithm.global_policy.architecture.hidden_sizes == (40, 40)  # the defaults fill what the file leaves out
+    # the trainer samples sampling_policies(): before the first S-step, the local policies either way
+    assert all(p is local for p, local in zip(algorithm.sampling_policies(), algorithm.local_policies))
+    # initial local policies: the config's PD (kp 20) holding each condition's start
+    np.testing.assert_allclose(algorithm.local_policies[1].K[0][:, task.state_slices["joint_angles"]], -20.0 * np.eye(7))
+    with pytest.raises(ValueError, match=r"settings.hidden: unknown key for mdgps; expected one of \['hidden_sizes'"):
+        build_algorithm(load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["settings:={hidden: [3]}"]), task)
+    with pytest.raises(ValueError, match="settings.sampling: unknown key for badmm"):
+        build_algorithm(load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["algorithm:=badmm"]), task)
 
 
 class _Phased:
