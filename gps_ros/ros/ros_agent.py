@@ -177,8 +177,9 @@ class RosAgent(Agent):
         self.next_trial_id = int(config.first_trial_id)
         self.trial_client = ActionClient(node, RunTrial, RUN_TRIAL)
         self.reset_client = node.create_client(ResetScene, RESET_SCENE) if config.reset == "sim" else None
-        self.recorded: set[int] = set()
-        node.create_subscription(Sample, RECORDED_SAMPLES, lambda m: self.recorded.add(int(m.trial_id)), 100)
+        # trial id -> whether the recorder wrote it complete
+        self.recorded: dict[int, bool] = {}
+        node.create_subscription(Sample, RECORDED_SAMPLES, self._on_recorded, 100)
         self._request_pub = node.create_publisher(ResetRequest, RESET_REQUEST, 10)
         node.create_service(AcknowledgeReset, ACKNOWLEDGE_RESET, self._on_acknowledge)
         self._next_request_id = 1
@@ -255,8 +256,11 @@ class RosAgent(Agent):
                 failures.append(f"trial {goal.trial_id}: {err}")
                 self.node.get_logger().warning(f"attempt {attempt + 1}/{self.config.retries + 1} failed: {failures[-1]}")
                 continue
-            if self.config.wait_for_recorder:
-                self._wait_recorded(record.trial_id)
+            if self.config.wait_for_recorder and not self._wait_recorded(record.trial_id):
+                # the controller finished the trial, but what is on disk is not the sample: run it again
+                failures.append(f"trial {goal.trial_id}: the recorder wrote it incomplete")
+                self.node.get_logger().warning(f"attempt {attempt + 1}/{self.config.retries + 1} failed: {failures[-1]}")
+                continue
             return record
         raise RuntimeError(f"trial failed after {len(failures)} attempts: " + "; ".join(failures))
 
@@ -295,11 +299,18 @@ class RosAgent(Agent):
             raise TrialFailed(f"result sample has (T, dX, dU) = {got}, expected {(self.T, self.dX, self.dU)}")
         return record
 
-    def _wait_recorded(self, trial_id: int) -> None:
+    def _on_recorded(self, msg) -> None:
+        self.recorded[int(msg.trial_id)] = msg.status == msg.STATUS_COMPLETE
+
+    def _wait_recorded(self, trial_id: int) -> bool:
+        """False when the recorder reports the trial incomplete (missing or mismatched steps);
+        True when complete, or unconfirmed within recorder_timeout (used, with a warning)."""
         if not self._spin_until(lambda: trial_id in self.recorded, self.config.recorder_timeout):
             self.node.get_logger().warning(
                 f"trial {trial_id}: the recorder did not confirm it within {self.config.recorder_timeout:g} s; "
                 "the sample is used but may not be on disk")
+            return True
+        return self.recorded[trial_id]
 
     # --- resets ---------------------------------------------------------------------------
 

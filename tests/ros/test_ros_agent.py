@@ -25,9 +25,10 @@ def rollout(K, k, x0=X0):
 class FakeRobot:
     """Serves RunTrial (rolls the linear-Gaussian policy out on the linear system above)
     and ResetScene; logs events. hang: goals to leave unanswered until cancelled;
-    wrong_id: answer with trial_id + 1000; steps_to: also stream TrialSteps (for a recorder)."""
+    wrong_id: answer with trial_id + 1000; stream_steps: also stream TrialSteps (for a recorder);
+    drop_step: goals whose step 3 is not streamed (the recorder sees an incomplete trial)."""
 
-    def __init__(self, rclpy, namespace, hang=0, wrong_id=False, stream_steps=False):
+    def __init__(self, rclpy, namespace, hang=0, wrong_id=False, stream_steps=False, drop_step=0):
         from rclpy.action import ActionServer, CancelResponse
         from rclpy.callback_groups import ReentrantCallbackGroup
         from rclpy.executors import MultiThreadedExecutor
@@ -37,7 +38,7 @@ class FakeRobot:
         from gps_ros.ros.interfaces import RESET_SCENE, RUN_TRIAL, TRIAL_STEPS
         from gps_ros.srv import ResetScene
 
-        self.hang, self.wrong_id, self.stream_steps = hang, wrong_id, stream_steps
+        self.hang, self.wrong_id, self.stream_steps, self.drop_step = hang, wrong_id, stream_steps, drop_step
         self.events = []
         self.goal_targets = []
         self.node = rclpy.create_node("fake_robot", namespace=namespace)
@@ -86,7 +87,9 @@ class FakeRobot:
         X, U = rollout(cmd.K, cmd.k)
         stamps = np.arange(T, dtype=np.int64) * 50_000_000
         if self.stream_steps:
-            for t in range(T):
+            dropped = self.drop_step > 0
+            self.drop_step -= dropped
+            for t in [t for t in range(T) if not (dropped and t == 3)]:
                 self.steps_pub.publish(trial_step_to_msg(TrialStepData(goal.trial_id, goal.condition, t, T, int(stamps[t]),
                                                                        X[t], U[t], np.zeros(dU), X[t])))
         record = TrialRecord(goal.trial_id + (1000 if self.wrong_id else 0), goal.condition, T,
@@ -221,11 +224,31 @@ def test_waits_for_the_recorder_and_the_trial_is_on_disk(ros, tmp_path):
     robot.start()
     agent = _agent(ros, "agent_e", reset="none", wait_for_recorder=True, recorder_timeout=60.0)
     batch = agent.sample(_policy(), condition=1, seed=0)
-    assert 1 in agent.recorded
+    assert agent.recorded[1]
     robot.stop()
     ((_, record),) = read_samples(tmp_path)
     assert record.trial_id == 1
     np.testing.assert_array_equal(record.sample.X[0], batch.X[0])
+
+
+def test_a_trial_the_recorder_wrote_incomplete_is_run_again(ros, tmp_path):
+    from rclpy.parameter import Parameter
+
+    from gps_ros.core.samples import TRIAL_COMPLETE
+    from gps_ros.ros.mcap_io import read_samples
+    from gps_ros.ros.recorder_node import create_recorder
+
+    robot = FakeRobot(ros, "agent_i", stream_steps=True, drop_step=1)
+    robot.add(create_recorder(namespace="agent_i", parameter_overrides=[
+        Parameter("output_dir", value=str(tmp_path)), Parameter("step_timeout", value=1.0)]))
+    robot.start()
+    agent = _agent(ros, "agent_i", reset="none", wait_for_recorder=True, recorder_timeout=60.0)
+    batch = agent.sample(_policy(), condition=1, seed=0)
+    robot.stop()
+    assert [e for e in robot.events if e[0] == "goal"] == [("goal", 1), ("goal", 2)]
+    records = {r.trial_id: r for _, r in read_samples(tmp_path)}
+    assert records[1].status != TRIAL_COMPLETE and records[2].status == TRIAL_COMPLETE
+    np.testing.assert_array_equal(records[2].sample.X[0], batch.X[0])  # the sample used is the one on disk
 
 
 def test_bad_input_raises_before_any_reset_or_goal(ros):
