@@ -22,7 +22,6 @@ BENCHMARKS = {
     "ros": "gps_ros.bench.ros_graph",
     "mdgps-peg": "gps_ros.bench.mdgps_scenarios",
     "mdgps-peg-blind": "gps_ros.bench.mdgps_scenarios",
-    "mdgps-peg-blind-near": "gps_ros.bench.mdgps_scenarios",
     "badmm-peg": "gps_ros.bench.mdgps_scenarios",
     "pointmass-obstacle": "gps_ros.bench.mdgps_scenarios",
     "reset-free-reacher": "gps_ros.bench.reset_free_scenarios",

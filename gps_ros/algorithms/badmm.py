@@ -35,7 +35,7 @@ from gps_ros.algorithms.global_policy import (
     s_step_update,
 )
 from gps_ros.algorithms.local_models import (
-    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
+    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_models,
 )
 from gps_ros.core.costs.base import Cost
 from gps_ros.core.gaussian import chol_inverse, chol_log_det
@@ -241,13 +241,9 @@ class BADMM:
         T, dU, dX = self._conditions[0].policy.K.shape
         check_sample_batches(samples_per_condition, len(self._conditions), T, dX, dU)
         check_observations(samples_per_condition, self.global_policy.dO)
-        expansions = [cost.expand(s) for cost, s in zip(self.costs, samples_per_condition)]
-
         t0 = time.perf_counter()
-        models = [
-            fit_local_model(s, e, c.dynamics_prior, cfg.dynamics_regularization, cfg.initial_state_floor)
-            for c, s, e in zip(self._conditions, samples_per_condition, expansions)
-        ]
+        models = fit_local_models(self.costs, samples_per_condition, [c.dynamics_prior for c in self._conditions],
+                                  cfg.dynamics_regularization, cfg.initial_state_floor)
         sampled = self.local_policies
         local_costs = [m.policy_cost(p) for m, p in zip(models, sampled)]
         for state, cost in zip(self._conditions, local_costs):

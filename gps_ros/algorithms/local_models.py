@@ -86,6 +86,21 @@ def fit_local_model(
     )
 
 
+def fit_local_models(
+    costs: Sequence[Cost],
+    samples_per_condition: Sequence[SampleBatch],
+    dynamics_priors: Sequence[DynamicsPriorGMM | None],
+    regularization: float,
+    initial_state_floor: float,
+) -> list[LocalModel]:
+    """fit_local_model for every condition m (costs[m] on samples_per_condition[m] with
+    dynamics_priors[m]). Every cost is expanded before any prior changes: a cost that rejects
+    its samples leaves no condition half-updated."""
+    expansions = [cost.expand(samples) for cost, samples in zip(costs, samples_per_condition)]
+    return [fit_local_model(samples, expansion, prior, regularization, initial_state_floor)
+            for samples, expansion, prior in zip(samples_per_condition, expansions, dynamics_priors)]
+
+
 def check_sample_batches(samples_per_condition: Sequence[SampleBatch], M: int, T: int, dX: int, dU: int) -> None:
     """samples_per_condition must hold M SampleBatches with matching T, dX, dU (ValueError naming the entry)."""
     if len(samples_per_condition) != M:

@@ -27,7 +27,7 @@ from gps_ros.algorithms.global_policy import (
     GPSIterationResult, PhaseTimes, check_global_policy, check_observations, linearize_global_policy, local_mean_actions, s_step_update,
 )
 from gps_ros.algorithms.local_models import (
-    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
+    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_models,
 )
 from gps_ros.core.costs.base import Cost
 from gps_ros.core.kl_lqr import DegenerateCStepError, kl_constrained_lqr
@@ -152,14 +152,9 @@ class MDGPS:
         T, dU, dX = self._conditions[0].policy.K.shape
         check_sample_batches(samples_per_condition, len(self._conditions), T, dX, dU)
         check_observations(samples_per_condition, self.global_policy.dO)
-        # Expanding every cost first: a cost that rejects its samples leaves nothing half-updated.
-        expansions = [cost.expand(s) for cost, s in zip(self.costs, samples_per_condition)]
-
         start = time.perf_counter()
-        models = [
-            fit_local_model(s, e, c.dynamics_prior, cfg.dynamics_regularization, cfg.initial_state_floor)
-            for c, s, e in zip(self._conditions, samples_per_condition, expansions)
-        ]
+        models = fit_local_models(self.costs, samples_per_condition, [c.dynamics_prior for c in self._conditions],
+                                  cfg.dynamics_regularization, cfg.initial_state_floor)
         s_step_s = 0.0
         if self.iteration_count == 0:
             # The global policy starts untrained: fit it to the initial local policies before linearising it.

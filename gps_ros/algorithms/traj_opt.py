@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from gps_ros.algorithms.local_models import (
-    LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_model,
+    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_models,
 )
-from gps_ros.core.costs.base import Cost, CostExpansion
+from gps_ros.core.costs.base import Cost
 from gps_ros.core.kl_lqr import kl_constrained_lqr
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.priors import DynamicsPriorGMM
@@ -101,10 +101,10 @@ class TrajOpt:
     def iteration(self, samples_per_condition: Sequence[SampleBatch]) -> IterationResult:
         """One iteration from samples_per_condition[m]: SampleBatch drawn from local_policies[m]."""
         self._check_samples(samples_per_condition)
-        # Expanding every cost first means a cost that rejects its samples leaves no condition half-updated.
-        expansions = [cost.expand(samples) for cost, samples in zip(self.costs, samples_per_condition)]
-        reports = [self._update_condition(state, samples, expansion)
-                   for state, samples, expansion in zip(self._conditions, samples_per_condition, expansions)]
+        cfg = self.config
+        models = fit_local_models(self.costs, samples_per_condition, [c.prior for c in self._conditions],
+                                  cfg.dynamics_regularization, cfg.initial_state_floor)
+        reports = [self._update_condition(state, model) for state, model in zip(self._conditions, models)]
         self.iteration_count += 1
         return IterationResult(self.iteration_count, reports)
 
@@ -112,9 +112,8 @@ class TrajOpt:
         T, dU, dX = self._conditions[0].policy.K.shape
         check_sample_batches(samples_per_condition, len(self._conditions), T, dX, dU)
 
-    def _update_condition(self, state: _ConditionState, samples: SampleBatch, expansion: CostExpansion) -> ConditionReport:
+    def _update_condition(self, state: _ConditionState, model: LocalModel) -> ConditionReport:
         cfg = self.config
-        model = fit_local_model(samples, expansion, state.prior, cfg.dynamics_regularization, cfg.initial_state_floor)
         current_cost = model.policy_cost(state.policy)
         if state.previous_cost is not None:
             state.step_mult = new_step_multiplier(

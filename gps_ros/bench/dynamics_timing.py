@@ -9,7 +9,6 @@ Reported by `gps-ros bench core`.
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np

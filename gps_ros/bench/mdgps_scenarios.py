@@ -5,9 +5,8 @@ of the neural global policy (2x40 ReLU MLP) on the paper's tasks.
                        MDGPS off/on-policy x classic/global step size. Target (mean of 3 seeds,
                        off-policy classic, iteration 12): >= 90 % of training positions, >= 80 %
                        of 20 held-out positions
-    mdgps-peg-blind    pr2_peg_blind (global policy sees joints only), 4 hole positions;
+    mdgps-peg-blind    pr2_peg_blind (global policy sees joints only), 4 hole positions 0.02 m apart;
                        target >= 75 % by iteration 12
-    mdgps-peg-blind-near  diagnostic: the same with the 4 holes at the corners of a 0.02 m square
     badmm-peg          BADMM GPS on the mdgps-peg positions
     pointmass-obstacle MDGPS (off-policy, classic) on the 5 starts of the obstacle task;
                        target: all 5 starts reach the target by iteration 5
@@ -37,7 +36,7 @@ from gps_ros.core.costs import build_cost
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy, init_pd
 from gps_ros.core.step_size import StepSizeConfig
 from gps_ros.policies.sstep import SStepConfig
-from gps_ros.sim.task import Condition, Task, load_task
+from gps_ros.sim.task import Task
 
 MDGPS_VARIANTS = {
     "off-policy classic": {"sampling": "off_policy", "step_rule": "classic"},
@@ -120,7 +119,6 @@ BADMM_PEG = BADMMConfig(kl_step=2.0, s_step=SStepConfig(iterations=3000, batch_s
 MDGPS_POINTMASS = MDGPSConfig(kl_step=0.5, step_size=StepSizeConfig(min_mult=0.1, max_mult=1.0),
                               s_step=SStepConfig(iterations=2000, batch_size=64))
 QUICK_S_STEP = SStepConfig(iterations=50, batch_size=32)
-BLIND_NEAR_HALF_WIDTH = 0.01  # m, as in the MDGPS authors' blind-peg setting
 
 
 def _scenario(
@@ -158,20 +156,6 @@ def mdgps_peg_blind(options: BenchOptions) -> BenchReport:
                      _mdgps_variants(PEG_INIT, MDGPS_PEG, None, options.quick), options)
 
 
-def mdgps_peg_blind_near(options: BenchOptions) -> BenchReport:
-    """Diagnostic: pr2_peg_blind with its 4 holes moved to (±h, ±h) around their centre,
-    h = BLIND_NEAR_HALF_WIDTH (the MDGPS authors' blind-peg setting used 0.01 m offsets).
-    No held-out placements: the task's region is the wide one."""
-    task = load_task("pr2_peg_blind")
-    centre = np.mean([c.target for c in task.conditions], axis=0)
-    task.conditions = [
-        Condition(centre + BLIND_NEAR_HALF_WIDTH * np.sign(c.target - centre) * [1.0, 1.0, 0.0], c.qpos)
-        for c in task.conditions
-    ]
-    return _scenario("mdgps-peg-blind-near", task, range(4), 12, _mdgps_variants(PEG_INIT, MDGPS_PEG, None, options.quick),
-                     options, n_held_out=0)
-
-
 def badmm_peg(options: BenchOptions) -> BenchReport:
     config = replace(BADMM_PEG, s_step=QUICK_S_STEP) if options.quick else BADMM_PEG
     return _scenario("badmm-peg", "pr2_peg", range(9), 12, {"badmm": gps_factory(BADMM, config, PEG_INIT)}, options)
@@ -186,7 +170,6 @@ def pointmass_obstacle(options: BenchOptions) -> BenchReport:
 SCENARIOS: dict[str, Callable[..., BenchReport]] = {
     "mdgps-peg": mdgps_peg,
     "mdgps-peg-blind": mdgps_peg_blind,
-    "mdgps-peg-blind-near": mdgps_peg_blind_near,
     "badmm-peg": badmm_peg,
     "pointmass-obstacle": pointmass_obstacle,
 }

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import tempfile
 import time
@@ -60,7 +59,7 @@ def run(options: BenchOptions) -> BenchReport:
 def _measure(options: BenchOptions, agent: MujocoAgent, policy, conditions: list[int], report: BenchReport) -> None:
     import rclpy
 
-    from gps_ros.ros.launch_table import node_command, resolve
+    from gps_ros.ros.launch_table import node_command, resolve, stop_process
     from gps_ros.ros.ros_agent import RosAgent, RosAgentConfig
 
     task, sl, trials = agent.task, agent.task.state_slices, len(conditions)
@@ -94,22 +93,12 @@ def _measure(options: BenchOptions, agent: MujocoAgent, policy, conditions: list
             node.destroy_node()
             rclpy.try_shutdown()
             for proc in procs:
-                _stop(proc)
+                stop_process(proc)
 
 
 def _start(cmd: list[str], log: Path) -> subprocess.Popen:
     with open(log, "w") as stream:
         return subprocess.Popen(cmd, stdout=stream, stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 SCENARIOS = {"ros": run}

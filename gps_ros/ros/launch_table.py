@@ -226,6 +226,19 @@ def launch_description(graph: str):
     return LaunchDescription([*declared, OpaqueFunction(function=nodes)])
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGINT (a node's clean shutdown), then kill if it is still running ``timeout`` s later;
+    returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def run_nodes(nodes: Sequence[NodeLaunch], shutdown_timeout: float = 10.0, python: str = sys.executable) -> int:
     """Start ``nodes`` as subprocesses; on SIGINT/SIGTERM, or when a required node exits,
     forward SIGINT to each, and kill those still running ``shutdown_timeout`` s later.

@@ -6,7 +6,6 @@ cannot reach the next module's graph, whose topics have the same names.
 
 import itertools
 import os
-import signal
 import subprocess
 import sys
 
@@ -43,11 +42,7 @@ def start_node(tmp_path):
         return started[-1]
 
     yield start
+    from gps_ros.ros.launch_table import stop_process
+
     for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)

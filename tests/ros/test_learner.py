@@ -3,51 +3,14 @@ a short traj_opt run learns and publishes LearnerStatus; a learner killed after 
 resumes without losing the iteration count or any recorded trial."""
 
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from gps_ros.resources import config_path
-
 TASK = "reacher3"
 WAIT = 240.0
-
-
-_STARTED: list[subprocess.Popen] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def stop_every_node_at_the_end():
-    """A test that fails mid-run must not leave its learner retrying trials."""
-    yield
-    for proc in _STARTED:
-        stop(proc)
-
-
-def start_node(log_dir, name, *params, files=()):
-    args = [sys.executable, "-m", "gps_ros.cli", "node", name, "--ros-args"]
-    for f in files:
-        args += ["--params-file", str(config_path("nodes", f))]
-    for p in params:
-        args += ["-p", p]
-    log = open(log_dir / f"{name}.log", "a")
-    _STARTED.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True))
-    return _STARTED[-1]
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def trial_files(folder):
@@ -64,28 +27,23 @@ def ros():
 
 
 @pytest.fixture()
-def graph(tmp_path):
-    """sim (lock-step), controller and recorder; yields (tmp_path, samples folder)."""
+def graph(tmp_path, start_node):
+    """sim (lock-step), controller and recorder started; (tmp_path, samples folder, start_node)."""
     samples = tmp_path / "samples"
-    procs = [
-        start_node(tmp_path, "sim", f"task:={TASK}", "lock_step:=true", files=("sim.yaml",)),
-        start_node(tmp_path, "controller", f"task:={TASK}", "state_timeout:=10.0", files=("controller.yaml", "controller_sim.yaml")),
-        start_node(tmp_path, "recorder", f"output_dir:={samples}", "use_sim_time:=true", files=("recorder.yaml",)),
-    ]
-    try:
-        yield tmp_path, samples
-    finally:
-        for proc in procs:
-            stop(proc)
+    start_node("sim", f"task:={TASK}", "lock_step:=true", files=("sim.yaml",))
+    start_node("controller", f"task:={TASK}", "state_timeout:=10.0", files=("controller.yaml", "controller_sim.yaml"))
+    start_node("recorder", f"output_dir:={samples}", "use_sim_time:=true", files=("recorder.yaml",))
+    return tmp_path, samples, start_node
 
 
-def learner(tmp_path, samples, iterations, *params, samples_per_condition=3):
+def learner(graph, iterations, *params, samples_per_condition=3):
+    tmp_path, samples, start_node = graph
     config = {"task": TASK, "algorithm": "traj_opt", "conditions": [0], "iterations": iterations,
               "samples_per_condition": samples_per_condition, "seed": 1, "kl_step": 1.0,
               "output_dir": str(tmp_path / "out")}
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(config))
-    return start_node(tmp_path, "learner", f"config:={path}", f"samples_dir:={samples}", "use_sim_time:=true",
+    return start_node("learner", f"config:={path}", f"samples_dir:={samples}", "use_sim_time:=true",
                       "server_timeout:=60.0", *params)
 
 
@@ -109,12 +67,12 @@ def test_training_run_learns_and_publishes_status(ros, graph):
     from gps_ros.ros.interfaces import LEARNER_STATUS
     from gps_ros.training.checkpoint import load_checkpoint
 
-    tmp_path, samples = graph
+    tmp_path, samples, _ = graph
     node = ros.create_node("status_listener")
     statuses = []
     node.create_subscription(LearnerStatus, LEARNER_STATUS, statuses.append, 100)
     try:
-        proc = learner(tmp_path, samples, 2)
+        proc = learner(graph, 2)
         wait_exit(proc, ros, node, tmp_path / "learner.log")
         end = time.monotonic() + 2.0
         while time.monotonic() < end:
@@ -148,10 +106,10 @@ def test_killed_learner_resumes_without_losing_samples(ros, graph):
     from gps_ros.ros.mcap_io import read_samples
     from gps_ros.training.checkpoint import checkpoint_file, load_checkpoint
 
-    tmp_path, samples = graph
+    tmp_path, samples, _ = graph
     node = ros.create_node("resume_watcher")
     try:
-        proc = learner(tmp_path, samples, 2)
+        proc = learner(graph, 2)
         end = time.monotonic() + WAIT
         # SIGKILL once iteration 1 is checkpointed and a trial of iteration 2 is on disk
         while time.monotonic() < end and proc.poll() is None:
@@ -171,7 +129,7 @@ def test_killed_learner_resumes_without_losing_samples(ros, graph):
         assert first.iteration == 1
         before = trial_files(samples)
         assert len(before) >= 5
-        resumed = learner(tmp_path, samples, 2, "resume:=true")
+        resumed = learner(graph, 2, "resume:=true")
         wait_exit(resumed, ros, node, tmp_path / "learner.log")
     finally:
         node.destroy_node()
@@ -196,7 +154,7 @@ def test_manual_resets_wait_for_the_operator(ros, graph):
     from gps_ros.ros.interfaces import ACKNOWLEDGE_RESET, LEARNER_STATUS, RESET_REQUEST, RESET_SCENE
     from gps_ros.srv import AcknowledgeReset, ResetScene
 
-    tmp_path, samples = graph
+    tmp_path, samples, _ = graph
     node = ros.create_node("operator")
     statuses, requests = [], []
     node.create_subscription(LearnerStatus, LEARNER_STATUS, statuses.append, 100)
@@ -210,7 +168,7 @@ def test_manual_resets_wait_for_the_operator(ros, graph):
         return future.result()
 
     try:
-        proc = learner(tmp_path, samples, 1, "reset:=manual", samples_per_condition=1)
+        proc = learner(graph, 1, "reset:=manual", samples_per_condition=1)
         acknowledged, end = [], time.monotonic() + WAIT
         while proc.poll() is None and time.monotonic() < end:
             ros.spin_once(node, timeout_sec=0.05)
