@@ -21,9 +21,6 @@ COST = QuadraticStateCost(np.diag([1.0, 1.0, 0.1, 0.1]), 0.01 * np.eye(2), np.ze
 PD = init_pd(T, 4, 2, slice(0, 2), slice(2, 4), np.zeros(2), 1.0, 1.0, 1.0)
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def _config(**kw) -> BADMMConfig:
     prior = DynamicsPriorConfig(max_clusters=2, strength=10.0)
     base = BADMMConfig(kl_step=1.0, inner_iterations=2, dynamics_prior=prior, policy_prior=prior,

@@ -21,9 +21,6 @@ STARTS = np.array([[1.0, -0.5, 0.0, 0.0], [-0.8, 0.6, 0.0, 0.0]])
 COST = QuadraticStateCost(np.diag([1.0, 1.0, 0.1, 0.1]), 0.01 * np.eye(2), np.zeros(4))
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def _config(**kw) -> MDGPSConfig:
     # A linear system is one global linear model: two mixture components and a firm prior suffice.
     base = MDGPSConfig(

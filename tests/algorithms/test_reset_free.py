@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from gps_ros.algorithms.reset_free import ResetFreeConfig, ResetFreeGPS
 from gps_ros.core.clustering import ClusteringConfig
@@ -12,16 +11,6 @@ from gps_ros.core.samples import SampleBatch
 from gps_ros.policies.gaussian_policy import GaussianPolicy
 from gps_ros.policies.networks import PolicyArchitecture
 from gps_ros.policies.sstep import SStepConfig
-
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny networks: intra-op threads only contend with other processes on a small machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 T, dX, dU, dt = 20, 4, 2, 0.1
