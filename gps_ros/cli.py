@@ -28,6 +28,9 @@ BENCHMARKS = {
     "reset-free-peg-2d": "gps_ros.bench.reset_free_scenarios",
     "reset-free-peg-3d": "gps_ros.bench.reset_free_scenarios",
     "vision-reacher": "gps_ros.bench.reset_free_scenarios",
+    "vgps-swimmer": "gps_ros.bench.known_dynamics_scenarios",
+    "cgps-swimmer": "gps_ros.bench.known_dynamics_scenarios",
+    "cgps-walker": "gps_ros.bench.known_dynamics_scenarios",
 }
 
 

@@ -1,0 +1,189 @@
+"""Constrained guided policy search (Levine & Koltun 2014, Alg. 1) against a known dynamics model.
+
+One Gaussian q_i(τ) per initial state, all coupled through the policy π_θ and per-step
+multipliers λ_{i,t} on the constraint D_KL(q(x_t) π(u_t|x_t) ‖ q(x_t, u_t)) = 0:
+  1. initialise each q_i by max-entropy DDP with cost β₀ ℓ (from U_init, e.g. a demonstration),
+     then fit π to them once (the I-projection with unit weights), so that the first trajectory
+     step is pulled towards a policy that already resembles q;
+  2. per iteration k: (line 3) ``trajectory_steps`` iterations of Alg. 2 per q_i
+     (cgps_trajectory_step, π linearised per time step and averaged over samples from q_i's
+     marginals, cost magnitude β_k); (line 4) the I-projection policy step of Sec. 3.2 on samples
+     from every q_i(x_t), weighted by λ_{i,t}; (line 5) the dual update of Eq. 2 with the KL
+     estimated from those samples under the new policy.
+The schedule (Sec. 4): the cost magnitude grows by a factor of 10 over the first 50 iterations
+(CostSchedule with beta_final = 10 beta_init), exponentially, then stays fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from gps_ros.algorithms.variational_gps import CostSchedule, initial_ddp, sample_marginals
+from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, cgps_trajectory_step, dual_update
+from gps_ros.core.costs.base import Cost, expand_around
+from gps_ros.core.dynamics import InitialStateDistribution
+from gps_ros.core.ilqg import ILQGSettings
+from gps_ros.core.known_model import DynamicsModel
+from gps_ros.core.linear_gaussian import LinearGaussianPolicy
+from gps_ros.core.traj_distribution import TrajectoryDistribution
+from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
+
+
+@dataclass(frozen=True)
+class CGPSConfig:
+    """iterations: K of Alg. 1; schedule: β_k (grows ×10 over 50 iterations by default);
+    initial_ddp: the iLQG of line 1 (cost_weight replaced by β₀); trajectory: Alg. 2's settings
+    (ddp.cost_weight replaced by β_k; ddp.initial_state_cov is S_1 of q(x_1));
+    trajectory_steps: Alg. 2 iterations per q_i and outer iteration; lambda_init: λ_t at the start;
+    dual_step: η of Eq. 2; kl_target: ε_t subtracted from the KL in Eq. 2 (0: the paper's update);
+    fit_samples: states per time step and q_i drawn from q_i(x_t) for the policy step and the KL
+    estimate; linearization_samples: samples per time step over which π's derivatives are averaged;
+    policy_fit: the policy step's optimiser."""
+
+    iterations: int = 50
+    schedule: CostSchedule = field(default_factory=lambda: CostSchedule(1.0, 10.0, 50))
+    initial_ddp: ILQGSettings = field(default_factory=lambda: ILQGSettings(max_iterations=100))
+    trajectory: CGPSTrajectorySettings = field(default_factory=lambda: CGPSTrajectorySettings(
+        ddp=ILQGSettings(max_iterations=5, initial_state_cov=1e-6)))
+    trajectory_steps: int = 1
+    lambda_init: float = 1.0
+    dual_step: float = 1.0
+    kl_target: float = 0.0
+    fit_samples: int = 10
+    linearization_samples: int = 10
+    policy_fit: PolicyFitSettings = field(default_factory=PolicyFitSettings)
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "trajectory_steps", "fit_samples", "linearization_samples"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if not (np.isfinite(self.lambda_init) and self.lambda_init >= 0):
+            raise ValueError(f"lambda_init: expected a finite number >= 0, got {self.lambda_init}")
+        if not (np.isfinite(self.dual_step) and self.dual_step > 0):
+            raise ValueError(f"dual_step: expected a positive finite number, got {self.dual_step}")
+        if not (np.isfinite(self.kl_target) and self.kl_target >= 0):
+            raise ValueError(f"kl_target: expected a finite number >= 0, got {self.kl_target}")
+
+
+@dataclass
+class TrajectoryState:
+    """One q_i: mean X [T, dX], U [T, dU]; conditionals q; marginals traj."""
+
+    X: np.ndarray
+    U: np.ndarray
+    q: LinearGaussianPolicy
+    traj: TrajectoryDistribution
+
+
+@dataclass(frozen=True)
+class CGPSIteration:
+    """k: iteration (1-based); beta: β_k; policy_loss: the policy step's final loss; kl: [M, T] the
+    sampled KL of each q_i after the policy step; lam: [M, T] the multipliers after the dual update;
+    ddp_cost: [M] Σ_t ℓ (β = 1) along each q_i's mean."""
+
+    k: int
+    beta: float
+    policy_loss: float
+    kl: np.ndarray
+    lam: np.ndarray
+    ddp_cost: np.ndarray
+
+
+def sampled_policy_kl(policy: SoftplusPolicy, q: LinearGaussianPolicy, X: np.ndarray) -> np.ndarray:
+    """Mean over samples X [S, T, dX] of D_KL(π(u|x) ‖ q(u|x_t)) per time step: [T].
+
+    Per sample ½[tr(A⁻¹ Σ^π) + dᵀ A⁻¹ d − dU + log|A| − log|Σ^π|] with d = μ^π(x) − K_t x − k_t."""
+    d = policy.mean(X) - np.einsum("tux,stx->stu", q.K, X) - q.k
+    cov = policy.cov
+    logdet_A = 2.0 * np.log(np.diagonal(q.chol_cov, axis1=1, axis2=2)).sum(axis=1)
+    quad = np.einsum("stu,tuv,stv->t", d, q.inv_cov, d) / X.shape[0]
+    trace = np.einsum("tuv,vu->t", q.inv_cov, cov)
+    return 0.5 * (trace + quad - q.dU + logdet_A - np.linalg.slogdet(cov)[1])
+
+
+class ConstrainedGPS:
+    """Alg. 1 for initial states x0 [M, dX] and one policy (trained in place).
+
+    Arguments as VariationalGPS. ``trajectories`` holds the current q_i (TrajectoryState),
+    ``initial`` the DDP solutions of line 1 (ILQGResult), ``lam`` the multipliers [M, T].
+    """
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        cost: Cost,
+        x0: np.ndarray,
+        policy: SoftplusPolicy,
+        config: CGPSConfig = CGPSConfig(),
+        U_init: np.ndarray | None = None,
+        T: int | None = None,
+        state_slices: Mapping[str, slice] | None = None,
+        seed: int = 0,
+    ) -> None:
+        ddp = config.trajectory.ddp
+        settings = replace(config.initial_ddp, cost_weight=config.schedule.beta(0),
+                           initial_state_cov=ddp.initial_state_cov, dynamics_noise=ddp.dynamics_noise)
+        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, settings, state_slices)
+        self.model, self.cost, self.policy, self.config = model, cost, policy, config
+        self.state_slices = state_slices
+        self.rng = np.random.default_rng(seed)
+        self.k = 0
+        self.trajectories = [TrajectoryState(r.X, r.U, r.policy, r.traj) for r in self.initial]
+        self.x1 = [InitialStateDistribution(x, ddp.initial_state_cov * np.eye(model.dX)) for x in self.x0]
+        T = self.initial[0].X.shape[0]
+        self.lam = np.full((len(self.x0), T), float(config.lambda_init))
+        X = self._state_samples()
+        policy.set_normalization(X.reshape(-1, model.dX))
+        self._policy_step(X, np.ones_like(self.lam))
+
+    def trajectory_step(self, beta: float) -> None:
+        """Alg. 1 line 3: Alg. 2 iterations on each q_i against π linearised over samples from q_i."""
+        settings = replace(self.config.trajectory, ddp=replace(self.config.trajectory.ddp, cost_weight=beta))
+        dX = self.model.dX
+        for i, state in enumerate(self.trajectories):
+            for _ in range(self.config.trajectory_steps):
+                Z = sample_marginals(state.traj, self.config.linearization_samples, self.rng)
+                pi = self.policy.linearize(np.concatenate([state.X[None], Z[..., :dX]]))
+                r = cgps_trajectory_step(self.model, self.cost, self.x1[i], state.q, pi, self.lam[i], settings,
+                                         self.state_slices)
+                state = TrajectoryState(r.X, r.U, r.q, r.traj)
+            self.trajectories[i] = state
+
+    def iteration(self) -> CGPSIteration:
+        """One pass of Alg. 1 lines 3–5."""
+        self.k += 1
+        beta = self.config.schedule.beta(self.k)
+        self.trajectory_step(beta)
+        X = self._state_samples()
+        loss = self._policy_step(X, self.lam)
+        kl = np.stack([sampled_policy_kl(self.policy, s.q, X[i]) for i, s in enumerate(self.trajectories)])
+        self.lam = np.stack([dual_update(lam, d, self.config.kl_target, self.config.dual_step) for lam, d in zip(self.lam, kl)])
+        ddp_cost = np.array([
+            expand_around(self.cost, s.X, s.U, state_slices=self.state_slices).l.sum() for s in self.trajectories
+        ])
+        return CGPSIteration(self.k, beta, loss, kl, self.lam.copy(), ddp_cost)
+
+    def _state_samples(self) -> np.ndarray:
+        """[M, S, T, dX]: fit_samples states per time step from each q_i(x_t)."""
+        dX = self.model.dX
+        return np.stack([sample_marginals(s.traj, self.config.fit_samples, self.rng)[..., :dX] for s in self.trajectories])
+
+    def _policy_step(self, X: np.ndarray, lam: np.ndarray) -> float:
+        """Alg. 1 line 4 (Sec. 3.2): π → the λ-weighted I-projection onto each q_i(u|x_t) at X [M, S, T, dX]."""
+        M, S, T, dX = X.shape
+        K = np.stack([s.q.K for s in self.trajectories])
+        k = np.stack([s.q.k for s in self.trajectories])
+        P = np.stack([s.q.inv_cov for s in self.trajectories])
+        target = np.einsum("mtux,mstx->mstu", K, X) + k[:, None]
+        precision = np.broadcast_to(P[:, None], (M, S, T, self.model.dU, self.model.dU))
+        weights = np.broadcast_to(lam[:, None], (M, S, T))
+        if not weights.sum() > 0:
+            # All constraints inactive: Sec. 3.2's objective is flat; keep π where it is.
+            return 0.0
+        return self.policy.fit_i_projection(
+            X.reshape(-1, dX), target.reshape(-1, self.model.dU), precision.reshape(-1, self.model.dU, self.model.dU),
+            weights.reshape(-1), self.config.policy_fit,
+        )

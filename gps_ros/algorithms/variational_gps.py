@@ -1,0 +1,172 @@
+"""Variational guided policy search (Levine & Koltun 2013, Alg. 1) against a known dynamics model.
+
+One trajectory distribution q_i(τ) per initial state x_i, all feeding one policy π:
+  1. initialise each q_i by max-entropy DDP (iLQG) with cost β₀ c;
+  2. per iteration k: the M-step fits π to samples from the q_i's state-action marginals by
+     maximum likelihood (the M-projection); β_k follows the annealing schedule; the E-step
+     re-optimises each q_i by iLQG with cost β_k c − log π(u|x), π linearised per time step and
+     averaged over samples from q_i's current marginals (Sec. 4).
+The schedule (Sec. 5): the cost magnitude starts at β₀ and decreases exponentially to β_final by
+iteration ``anneal_iterations`` (the paper: a factor of 10 over 50 iterations), then stays fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from gps_ros.core.costs.base import Cost
+from gps_ros.core.ilqg import ILQGResult, ILQGSettings, gaussian_policy_penalty, ilqg
+from gps_ros.core.known_model import DynamicsModel
+from gps_ros.core.traj_distribution import TrajectoryDistribution
+from gps_ros.core.validation import check_array
+from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
+
+
+@dataclass(frozen=True)
+class CostSchedule:
+    """β_k = beta_init · (beta_final / beta_init)^min(k / anneal_iterations, 1) for k = 0, 1, ...:
+    exponential between the two magnitudes, fixed after ``anneal_iterations``."""
+
+    beta_init: float = 1.0
+    beta_final: float = 0.1
+    anneal_iterations: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("beta_init", "beta_final"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: expected a positive finite number, got {value}")
+        if int(self.anneal_iterations) < 1:
+            raise ValueError(f"anneal_iterations: expected a positive integer, got {self.anneal_iterations}")
+
+    def beta(self, k: int) -> float:
+        return float(self.beta_init * (self.beta_final / self.beta_init) ** min(k / self.anneal_iterations, 1.0))
+
+
+@dataclass(frozen=True)
+class VGPSConfig:
+    """iterations: K of Alg. 1; schedule: β_k; initial_ddp: the iLQG of line 1 (its cost_weight is
+    replaced by β₀); e_step: the iLQG of line 6 (cost_weight replaced by β_k; its initial_state_cov
+    and dynamics_noise shape q's marginals); fit_samples: samples per time step and initial state
+    drawn from q's marginals for the M-step; linearization_samples: samples per time step over
+    which π's derivatives are averaged; policy_fit: the M-step optimiser."""
+
+    iterations: int = 50
+    schedule: CostSchedule = field(default_factory=CostSchedule)
+    initial_ddp: ILQGSettings = field(default_factory=lambda: ILQGSettings(max_iterations=100))
+    e_step: ILQGSettings = field(default_factory=lambda: ILQGSettings(max_iterations=10))
+    fit_samples: int = 10
+    linearization_samples: int = 10
+    policy_fit: PolicyFitSettings = field(default_factory=PolicyFitSettings)
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "fit_samples", "linearization_samples"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class VGPSIteration:
+    """k: iteration index (1-based); beta: β_k of its E-step; policy_loss: the M-step's final weighted
+    negative log-likelihood; ddp_cost: [M] Σ_t c (β = 1) along each q_i's new mean."""
+
+    k: int
+    beta: float
+    policy_loss: float
+    ddp_cost: np.ndarray
+
+
+def sample_marginals(traj: TrajectoryDistribution, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples per time step from q's state-action marginals: [n, T, dX + dU] (PSD covariances allowed)."""
+    evals, evecs = np.linalg.eigh(0.5 * (traj.sigma + np.swapaxes(traj.sigma, 1, 2)))
+    root = evecs * np.sqrt(np.clip(evals, 0.0, None))[:, None, :]
+    eps = rng.standard_normal((n, *traj.mu.shape))
+    return traj.mu + np.einsum("tij,ntj->nti", root, eps)
+
+
+def initial_ddp(
+    model: DynamicsModel, cost: Cost, policy: SoftplusPolicy, x0: np.ndarray, U_init: np.ndarray | None,
+    T: int | None, settings: ILQGSettings, state_slices: Mapping[str, slice] | None,
+) -> tuple[np.ndarray, list[ILQGResult]]:
+    """Alg. 1 line 1 of both papers, after checking policy, x0 and U_init (check_initial_states):
+    x0 [M, dX] and the DDP solution from each initial state."""
+    if (policy.dX, policy.dU) != (model.dX, model.dU):
+        raise ValueError(f"policy: expected dX={model.dX}, dU={model.dU}, got dX={policy.dX}, dU={policy.dU}")
+    x0, U_init = check_initial_states(model, x0, U_init, T)
+    return x0, [ilqg(model, cost, x, U, settings, state_slices=state_slices) for x, U in zip(x0, U_init)]
+
+
+def check_initial_states(model: DynamicsModel, x0: np.ndarray, U_init: np.ndarray | None, T: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """x0 [M, dX] and U_init [M, T, dU] (zeros [M, T, dU] when None, then T is required) validated."""
+    x0 = check_array("x0", x0, (None, model.dX))
+    if x0.shape[0] < 1:
+        raise ValueError(f"x0: expected at least one initial state, got shape {list(x0.shape)}")
+    if U_init is None:
+        if T is None or int(T) < 1:
+            raise ValueError(f"T: expected a positive integer when U_init is None, got {T}")
+        return x0, np.zeros((x0.shape[0], int(T), model.dU))
+    return x0, check_array("U_init", U_init, (x0.shape[0], None, model.dU))
+
+
+class VariationalGPS:
+    """Alg. 1 for the initial states x0 [M, dX] and one policy.
+
+    model: the known dynamics; cost: the task cost c; policy: π (trained in place);
+    U_init: [M, T, dU] the actions DDP starts from (e.g. a demonstration), zeros of horizon T when
+    None; state_slices: the state layout the cost refers to; seed: the sampling RNG.
+    ``trajectories`` holds the current q_i (ILQGResult), ``initial`` the DDP solutions of line 1.
+    """
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        cost: Cost,
+        x0: np.ndarray,
+        policy: SoftplusPolicy,
+        config: VGPSConfig = VGPSConfig(),
+        U_init: np.ndarray | None = None,
+        T: int | None = None,
+        state_slices: Mapping[str, slice] | None = None,
+        seed: int = 0,
+    ) -> None:
+        settings = replace(config.initial_ddp, cost_weight=config.schedule.beta(0),
+                           initial_state_cov=config.e_step.initial_state_cov, dynamics_noise=config.e_step.dynamics_noise)
+        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, settings, state_slices)
+        self.model, self.cost, self.policy, self.config = model, cost, policy, config
+        self.state_slices = state_slices
+        self.rng = np.random.default_rng(seed)
+        self.k = 0
+        self.trajectories: list[ILQGResult] = list(self.initial)
+        Z = np.concatenate([sample_marginals(q.traj, config.fit_samples, self.rng) for q in self.trajectories])
+        policy.set_normalization(Z[..., : model.dX].reshape(-1, model.dX))
+
+    def m_step(self) -> float:
+        """Fit π to samples from every q_i's marginals by maximum likelihood; the final loss."""
+        dX = self.model.dX
+        Z = np.concatenate([sample_marginals(q.traj, self.config.fit_samples, self.rng) for q in self.trajectories])
+        Z = Z.reshape(-1, Z.shape[-1])
+        return self.policy.fit_max_likelihood(Z[:, :dX], Z[:, dX:], settings=self.config.policy_fit)
+
+    def e_step(self, beta: float) -> None:
+        """Re-optimise each q_i by iLQG with cost β c − log π (π linearised over samples from q_i's marginals)."""
+        settings = replace(self.config.e_step, cost_weight=beta)
+        dX, T = self.model.dX, self.trajectories[0].X.shape[0]
+        updated = []
+        for x, q in zip(self.x0, self.trajectories):
+            Z = sample_marginals(q.traj, self.config.linearization_samples, self.rng)
+            pi = self.policy.linearize(np.concatenate([q.X[None], Z[..., :dX]]))
+            penalty = gaussian_policy_penalty(pi, pi.inv_cov, np.ones(T))
+            updated.append(ilqg(self.model, self.cost, x, q.U, settings, penalty, self.state_slices))
+        self.trajectories = updated
+
+    def iteration(self) -> VGPSIteration:
+        """One pass of Alg. 1 lines 3–6."""
+        self.k += 1
+        loss = self.m_step()
+        beta = self.config.schedule.beta(self.k)
+        self.e_step(beta)
+        ddp_cost = np.array([q.task_expansion.l.sum() / beta for q in self.trajectories])
+        return VGPSIteration(self.k, beta, loss, ddp_cost)

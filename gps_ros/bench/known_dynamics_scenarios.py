@@ -1,0 +1,213 @@
+"""Known-dynamics GPS benchmarks (variational GPS 2013 Fig. 1, constrained GPS 2014 Fig. 1).
+
+    vgps-swimmer   variational GPS, 5-unit soft-rectifier policy, swimmer, 4 initial states
+    cgps-swimmer   constrained GPS, 5-unit policy, swimmer, 4 initial states; both swimmers' DDP
+                   starts from a travelling wave of joint torques (swimming_wave)
+    cgps-walker    constrained GPS, 10-unit policy, walker, 4 training and 4 test initial states;
+                   initial trajectories: DDP from the hand-written gait's actions
+                   (gps_ros.sim.gait.demonstration)
+
+    gps-ros bench NAME [--quick] [--seeds N] [--seed S] [--json FILE]
+
+Per iteration, on the training initial states: the average task cost (β = 1, summed over the
+horizon) of the stochastic policy (``stochastic_samples`` noisy rollouts per state) and of the
+deterministic (mean) policy, beside the cost of the initial DDP solution (its mean trajectory), and
+the deterministic policy's forward distance; the walker also counts test initial states walked
+without falling. Targets (issue #7): swimmers: deterministic cost within 10 % of the DDP cost and
+forward distance > 0; walker: no fall over the horizon from >= 3 of 4 test initial states.
+Cost magnitudes β are ours: the tasks' costs are small numbers (w_u = 1e-5), and q's max-entropy
+action std is about 1/sqrt(2 β w_u), useful near 1; the schedules keep the papers' ratios (VGPS: ÷10
+over 50 iterations, CGPS: ×10 over 50 iterations).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gps_ros.algorithms.constrained_gps import CGPSConfig, ConstrainedGPS
+from gps_ros.algorithms.variational_gps import CostSchedule, VariationalGPS, VGPSConfig
+from gps_ros.bench.report import BenchOptions, BenchReport, PlotSpec
+from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, CovarianceUpdateSettings
+from gps_ros.core.costs.base import expand_around
+from gps_ros.core.ilqg import ILQGSettings
+from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
+from gps_ros.policies.threads import torch_threads
+from gps_ros.sim.gait import demonstration
+from gps_ros.sim.locomotion import LocomotionTask, swimmer_task, walker_task
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """algorithm: "vgps" or "cgps"; hidden: policy hidden units; conditions: training initial states;
+    test_conditions: extra held-out initial states (0: none); T: horizon (None: the task's);
+    init: the actions DDP starts from: "wave" (swimming_wave) or "gait" (the walker's gait
+    demonstration); stochastic_samples: noisy rollouts per state."""
+
+    name: str
+    algorithm: str
+    task: Callable[[], LocomotionTask]
+    hidden: int
+    conditions: int
+    iterations: int
+    config: VGPSConfig | CGPSConfig
+    test_conditions: int = 0
+    T: int | None = None
+    init: str = "wave"
+    stochastic_samples: int = 3
+
+
+# Alg. 2's K/A update warm-starts from the previous q, where the paper finds two passes enough.
+_COVARIANCE = CovarianceUpdateSettings(max_inner_iterations=10, max_outer_iterations=3, tolerance=1e-6)
+
+SETTINGS = {
+    "vgps-swimmer": Scenario(
+        "vgps-swimmer", "vgps", swimmer_task, hidden=5, conditions=4, iterations=50,
+        config=VGPSConfig(
+            schedule=CostSchedule(1e4, 1e3, 50),
+            initial_ddp=ILQGSettings(max_iterations=60),
+            e_step=ILQGSettings(max_iterations=5, initial_state_cov=1e-6),
+            fit_samples=10, linearization_samples=10,
+        ),
+    ),
+    "cgps-swimmer": Scenario(
+        "cgps-swimmer", "cgps", swimmer_task, hidden=5, conditions=4, iterations=20,
+        config=CGPSConfig(
+            schedule=CostSchedule(1e4, 1e5, 50),
+            initial_ddp=ILQGSettings(max_iterations=60),
+            trajectory=CGPSTrajectorySettings(ddp=ILQGSettings(max_iterations=5, initial_state_cov=1e-6),
+                                              covariance=_COVARIANCE),
+            lambda_init=1.0, dual_step=2.0, fit_samples=10, linearization_samples=10,
+        ),
+    ),
+    "cgps-walker": Scenario(
+        "cgps-walker", "cgps", walker_task, hidden=10, conditions=4, iterations=10, test_conditions=4, init="gait",
+        config=CGPSConfig(
+            schedule=CostSchedule(1e4, 1e5, 50),
+            initial_ddp=ILQGSettings(max_iterations=20),
+            trajectory=CGPSTrajectorySettings(ddp=ILQGSettings(max_iterations=3, initial_state_cov=1e-6),
+                                              covariance=_COVARIANCE),
+            lambda_init=1.0, dual_step=1.0, fit_samples=5, linearization_samples=5,
+        ),
+    ),
+}
+
+
+def _quick(scenario: Scenario) -> Scenario:
+    """A CI-sized version: 2 conditions, 12 steps, 2 iterations, tiny DDP and policy fits."""
+    config = replace(scenario.config, policy_fit=PolicyFitSettings(iterations=20), fit_samples=3, linearization_samples=3,
+                     initial_ddp=ILQGSettings(max_iterations=3))
+    config = replace(config, e_step=replace(config.e_step, max_iterations=2)) if isinstance(config, VGPSConfig) else \
+        replace(config, trajectory=replace(config.trajectory, ddp=replace(config.trajectory.ddp, max_iterations=2)))
+    return replace(scenario, conditions=2, iterations=2, T=12, test_conditions=min(scenario.test_conditions, 2),
+                   stochastic_samples=1, config=config)
+
+
+def swimming_wave(task: LocomotionTask, T: int, amplitude: float = 8.0, period: float = 1.0) -> np.ndarray:
+    """U [T, dU]: a travelling wave u_j = amplitude sin(2π t / period − j π/2) along the joints, where
+    DDP starts the swimmer (from zero actions it stays in the symmetric local optimum of not moving)."""
+    t = np.arange(T)[:, None] * task.dt
+    return amplitude * np.sin(2 * np.pi * t / period - 0.5 * np.pi * np.arange(task.dU))
+
+
+def policy_rollout(task: LocomotionTask, policy: SoftplusPolicy, x0: np.ndarray, T: int,
+                   rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """X [T, dX], U [T, dU] of the policy from x0: the mean policy when rng is None, else with noise."""
+    X, U = np.empty((T, task.dX)), np.empty((T, task.dU))
+    x = x0
+    for t in range(T):
+        X[t] = x
+        U[t] = policy.act(x, None if rng is None else rng.standard_normal(task.dU))
+        if not np.all(np.isfinite(U[t])):
+            raise ValueError(f"policy: non-finite action at t={t}")
+        x = task.dynamics.step(x, U[t])
+    return X, U
+
+
+def trajectory_cost(task: LocomotionTask, X: np.ndarray, U: np.ndarray) -> float:
+    return float(expand_around(task.cost, X, U, state_slices=task.state_slices).l.sum())
+
+
+def evaluate(task: LocomotionTask, policy: SoftplusPolicy, X0: np.ndarray, T: int, stochastic_samples: int,
+             rng: np.random.Generator) -> dict[str, float]:
+    """Average cost of the stochastic and deterministic policy from X0 [M, dX], mean forward distance,
+    and how many deterministic rollouts fell."""
+    det = [policy_rollout(task, policy, x, T) for x in X0]
+    sto = [policy_rollout(task, policy, x, T, rng) for x in X0 for _ in range(stochastic_samples)]
+    return {
+        "cost_stochastic": float(np.mean([trajectory_cost(task, X, U) for X, U in sto])),
+        "cost_deterministic": float(np.mean([trajectory_cost(task, X, U) for X, U in det])),
+        "distance": float(np.mean([task.forward_distance(X) for X, _ in det])),
+        "fell": int(sum(bool(task.fell(X)) for X, _ in det)),
+    }
+
+
+def _run_seed(scenario: Scenario, seed: int, log: Callable[[str], None]) -> list[dict]:
+    task = scenario.task()
+    T = scenario.T or task.T
+    rng = np.random.default_rng(seed)
+    X0 = task.initial_states(scenario.conditions, rng)
+    X_test = task.initial_states(scenario.test_conditions, rng) if scenario.test_conditions else None
+    if scenario.init == "gait":
+        U_init = np.stack([demonstration(task, x)[1][:T] for x in X0])
+    else:
+        U_init = np.tile(swimming_wave(task, T), (len(X0), 1, 1))
+    policy = SoftplusPolicy(task.dX, task.dU, scenario.hidden, seed=seed)
+    cls = VariationalGPS if scenario.algorithm == "vgps" else ConstrainedGPS
+    algorithm = cls(task.dynamics, task.cost, X0, policy, scenario.config, U_init=U_init, T=T,
+                    state_slices=task.state_slices, seed=seed)
+    ddp_cost = float(np.mean([trajectory_cost(task, r.X, r.U) for r in algorithm.initial]))
+    ddp_distance = float(np.mean([task.forward_distance(r.X) for r in algorithm.initial]))
+    log(f"[{scenario.name} seed {seed}] initial DDP: cost {ddp_cost:.4g}, distance {ddp_distance:.3f}")
+    rows = []
+    for _ in range(scenario.iterations):
+        info = algorithm.iteration()
+        row = {"seed": seed, "iteration": info.k, "beta": info.beta, "ddp_cost": ddp_cost,
+               **evaluate(task, policy, X0, T, scenario.stochastic_samples, rng), "ddp_distance": ddp_distance}
+        if X_test is not None:
+            row["test_walked"] = len(X_test) - evaluate(task, policy, X_test, T, 0, rng)["fell"]
+        rows.append(row)
+        log(f"[{scenario.name} seed {seed}] iteration {info.k}/{scenario.iterations}: "
+            + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
+                        if k not in ("seed", "iteration")))
+    return rows
+
+
+def run_scenario(scenario: Scenario, options: BenchOptions, log: Callable[[str], None]) -> BenchReport:
+    if options.quick:
+        scenario = _quick(scenario)
+    report = BenchReport(scenario.name)
+    with torch_threads(1):
+        for seed in range(options.seed, options.seed + options.seeds):
+            report.rows.extend(_run_seed(scenario, seed, log))
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    for seed in range(options.seed, options.seed + options.seeds):
+        rows = [r for r in report.rows if r["seed"] == seed]
+        for key in ("cost_stochastic", "cost_deterministic"):
+            curves[f"{key} seed {seed}"] = ([float(r["iteration"]) for r in rows], [r[key] for r in rows])
+    ddp = float(np.mean([r["ddp_cost"] for r in report.rows]))
+    report.plot = PlotSpec(curves, "iteration", "average cost", {"initial DDP": ddp})
+    last = [r for r in report.rows if r["iteration"] == scenario.iterations]
+    det = float(np.mean([r["cost_deterministic"] for r in last]))
+    dist = float(np.mean([r["distance"] for r in last]))
+    report.notes.append(
+        f"final deterministic cost {det:.4g} vs initial DDP {ddp:.4g} ({100 * (det / ddp - 1):+.1f} %; target <= +10 %), "
+        f"forward distance {dist:.3f} (target > 0)"
+    )
+    if scenario.test_conditions:
+        walked = float(np.mean([r["test_walked"] for r in last]))
+        report.notes.append(f"test initial states walked without falling: {walked:g} of {scenario.test_conditions} (target >= 3 of 4)")
+    return report
+
+
+def _runner(name: str) -> Callable[[BenchOptions], BenchReport]:
+    def run(options: BenchOptions) -> BenchReport:
+        return run_scenario(SETTINGS[name], options, lambda line: print(line, file=sys.stderr, flush=True))
+
+    return run
+
+
+SCENARIOS: dict[str, Callable[[BenchOptions], BenchReport]] = {name: _runner(name) for name in SETTINGS}

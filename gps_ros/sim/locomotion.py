@@ -1,0 +1,241 @@
+"""The papers' planar locomotion tasks (swimmer, walker) for known-dynamics GPS.
+
+Cost (variational GPS Sec. 5, constrained GPS Sec. 4):
+    l(x, u) = w_u |u|^2 + w_v (v_x - v_x*)^2 + w_h (p_y - p_y*)^2,
+with v_x the root's forward velocity and p_y the root's height (the walker's torso; the
+swimmer has no height term). The state is MuJoCo's x = [qpos; qvel] (see
+``gps_ros.sim.known_model``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from gps_ros.core.costs.base import CostExpansion
+from gps_ros.core.costs.config_checks import check_scalar
+from gps_ros.core.samples import SampleBatch
+from gps_ros.core.validation import check_array
+from gps_ros.sim.known_model import MujocoDynamicsModel
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+def _check_index(name: str, value: int | None, dX: int | None = None, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or (dX is not None and value >= dX):
+        bound = f"in [0, {dX})" if dX is not None else ">= 0"
+        raise ValueError(f"{name}: expected a state index {bound}{' or None' if optional else ''}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class LocomotionCost:
+    """``l = w_u |u|^2 + w_v (x[velocity_index] - target_velocity)^2
+    + w_h (x[height_index] - target_height)^2`` (no height term when height_index is None).
+
+    Quadratic in u and in the two state entries, so the expansion is exact: lu = 2 w_u u,
+    luu = 2 w_u I, lx / lxx nonzero only at velocity_index and height_index, lux = 0.
+    """
+
+    w_u: float
+    velocity_index: int
+    target_velocity: float
+    w_v: float = 1.0
+    height_index: int | None = None
+    target_height: float = 0.0
+    w_h: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("w_u", "w_v", "w_h"):
+            object.__setattr__(self, name, check_scalar(name, getattr(self, name), minimum=0.0))
+        for name in ("target_velocity", "target_height"):
+            object.__setattr__(self, name, check_scalar(name, getattr(self, name)))
+        object.__setattr__(self, "velocity_index", _check_index("velocity_index", self.velocity_index))
+        object.__setattr__(self, "height_index", _check_index("height_index", self.height_index, optional=True))
+
+    def expand(self, samples: SampleBatch) -> CostExpansion:
+        """Expansion ``[N, T, ...]`` at the samples' states and actions."""
+        N, T, dX, dU = samples.N, samples.T, samples.dX, samples.dU
+        _check_index("velocity_index", self.velocity_index, dX)
+        _check_index("height_index", self.height_index, dX, optional=True)
+        terms = [(self.velocity_index, self.target_velocity, self.w_v)]
+        if self.height_index is not None:
+            terms.append((self.height_index, self.target_height, self.w_h))
+        out = CostExpansion.zeros(N, T, dX, dU)
+        l = self.w_u * np.sum(samples.U**2, axis=-1)
+        lx, lxx = out.lx, out.lxx
+        for index, target, weight in terms:
+            err = samples.X[:, :, index] - target
+            l = l + weight * err**2
+            lx[:, :, index] += 2.0 * weight * err
+            lxx[:, :, index, index] += 2.0 * weight
+        luu = np.broadcast_to(2.0 * self.w_u * np.eye(dU), (N, T, dU, dU)).copy()
+        return CostExpansion(l, lx, 2.0 * self.w_u * samples.U, lxx, luu, out.lux)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class LocomotionTask:
+    """A planar locomotion task on a MuJoCo model.
+
+    model: hinge/slide joints only; dt: control period, a whole multiple of
+    model.opt.timestep; T: horizon (steps); cost: the task cost; x_index /
+    angle_index / height_index: qpos indices of the root's forward position, pitch/heading
+    angle and height (None: no height); rest_qpos: [nq] the rest pose (default: model.qpos0);
+    init_qpos_std / init_qvel_std: std of the Gaussian perturbations of the actuated joint
+    angles / of all velocities in ``initial_states``; fall_height / fall_angle: ``fell``
+    thresholds on root height (below) and |root angle| (above), None for no test.
+    Derived: dynamics (a MujocoDynamicsModel), dX, dU, nq, state_slices.
+    """
+
+    name: str
+    model: mujoco.MjModel
+    dt: float
+    T: int
+    cost: LocomotionCost
+    x_index: int = 0
+    angle_index: int = 2
+    height_index: int | None = None
+    rest_qpos: np.ndarray | None = None
+    init_qpos_std: float = 0.0
+    init_qvel_std: float = 0.0
+    fall_height: float | None = None
+    fall_angle: float | None = None
+    dynamics: MujocoDynamicsModel = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, mujoco.MjModel):
+            raise ValueError(f"model: expected a mujoco.MjModel, got {type(self.model).__name__}")
+        timestep = float(self.model.opt.timestep)
+        dt = check_scalar("dt", self.dt, minimum=0.0, strict=True)
+        substeps = round(dt / timestep)
+        if substeps < 1 or abs(substeps * timestep - dt) > 1e-9 * max(1.0, dt):
+            raise ValueError(f"dt: expected a positive multiple of the model timestep {timestep}, got {self.dt!r}")
+        if isinstance(self.T, bool) or not isinstance(self.T, (int, np.integer)) or self.T < 1:
+            raise ValueError(f"T: expected an integer >= 1, got {self.T!r}")
+        if not isinstance(self.cost, LocomotionCost):
+            raise ValueError(f"cost: expected a LocomotionCost, got {type(self.cost).__name__}")
+        nq = self.model.nq
+        for name in ("x_index", "angle_index"):
+            _check_index(name, getattr(self, name), nq)
+        _check_index("height_index", self.height_index, nq, optional=True)
+        dynamics = MujocoDynamicsModel(self.model, control_substeps=substeps)
+        _check_index("cost.velocity_index", self.cost.velocity_index, dynamics.dX)
+        _check_index("cost.height_index", self.cost.height_index, dynamics.dX, optional=True)
+        rest = self.model.qpos0.copy() if self.rest_qpos is None else check_array("rest_qpos", self.rest_qpos, (nq,))
+        object.__setattr__(self, "rest_qpos", rest)
+        for name in ("init_qpos_std", "init_qvel_std"):
+            object.__setattr__(self, name, check_scalar(name, getattr(self, name), minimum=0.0))
+        for name in ("fall_height", "fall_angle"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_scalar(name, getattr(self, name), minimum=0.0))
+        object.__setattr__(self, "T", int(self.T))
+        object.__setattr__(self, "dt", dt)
+        object.__setattr__(self, "dynamics", dynamics)
+
+    @property
+    def dX(self) -> int:
+        return self.dynamics.dX
+
+    @property
+    def dU(self) -> int:
+        return self.dynamics.dU
+
+    @property
+    def nq(self) -> int:
+        return self.model.nq
+
+    @property
+    def state_slices(self) -> dict[str, slice]:
+        return {"qpos": slice(0, self.nq), "qvel": slice(self.nq, self.dX)}
+
+    @property
+    def rest_state(self) -> np.ndarray:
+        """[dX]: the rest pose at zero velocity."""
+        return np.concatenate([self.rest_qpos, np.zeros(self.model.nv)])
+
+    def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """[n, dX]: the rest state with Gaussian perturbations of the actuated joints' angles
+        (std init_qpos_std) and of all velocities (std init_qvel_std)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng: expected a numpy Generator, got {type(rng).__name__}")
+        X0 = np.tile(self.rest_state, (int(n), 1))
+        actuated = self.model.jnt_qposadr[self.model.actuator_trnid[:, 0]]
+        X0[:, actuated] += self.init_qpos_std * rng.standard_normal((n, len(actuated)))
+        X0[:, self.nq:] += self.init_qvel_std * rng.standard_normal((n, self.model.nv))
+        return X0
+
+    def rollout(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """X: [T, dX] from x0: [dX] under the open-loop actions U: [T, dU] (X[0] = x0)."""
+        x = check_array("x0", x0, (self.dX,))
+        U = check_array("U", U, (None, self.dU))
+        X = np.empty((U.shape[0], self.dX))
+        for t in range(U.shape[0]):
+            X[t] = x
+            x = self.dynamics.step(x, U[t])
+        return X
+
+    def forward_distance(self, X: np.ndarray) -> np.ndarray:
+        """X: [T, dX] or [N, T, dX] -> root x displacement from the first to the last step
+        (a scalar array, or [N])."""
+        X = self._check_trajectories(X)
+        return X[..., -1, self.x_index] - X[..., 0, self.x_index]
+
+    def fell(self, X: np.ndarray) -> np.ndarray:
+        """X: [T, dX] or [N, T, dX] -> whether the root height dropped below fall_height or
+        |root angle| exceeded fall_angle at any step (bool scalar array, or [N])."""
+        X = self._check_trajectories(X)
+        fallen = np.zeros(X.shape[:-2], dtype=bool)
+        if self.fall_height is not None and self.height_index is not None:
+            fallen |= np.any(X[..., self.height_index] < self.fall_height, axis=-1)
+        if self.fall_angle is not None:
+            fallen |= np.any(np.abs(X[..., self.angle_index]) > self.fall_angle, axis=-1)
+        return fallen
+
+    def _check_trajectories(self, X: np.ndarray) -> np.ndarray:
+        ndim = np.ndim(X)
+        if ndim not in (2, 3):
+            raise ValueError(f"X: expected shape [T, {self.dX}] or [N, T, {self.dX}], got {list(np.shape(X))}")
+        return check_array("X", X, (None,) * (ndim - 1) + (self.dX,))
+
+
+def swimmer_task() -> LocomotionTask:
+    """The 3-link swimmer (models/swimmer.xml; qpos = [x, y, heading, joint1, joint2]).
+
+    From the papers: 3 links, 10-D state, cost without the height term, w_u = 1e-5 (the
+    text prints "10^5" as "a lower torque penalty" than the walker's, i.e. a lost minus
+    sign). Ours (the papers do not state them): dt = 0.05 s (5 substeps of 10 ms),
+    T = 200 (10 s), v_x* = 0.2 m/s (what a sinusoidal gait at the torque limit reaches),
+    w_v = 1, initial joint angles perturbed by 0.1 rad and velocities by 0.05.
+    """
+    model = mujoco.MjModel.from_xml_path(str(MODELS_DIR / "swimmer.xml"))
+    cost = LocomotionCost(w_u=1e-5, velocity_index=model.nq + 0, target_velocity=0.2)
+    return LocomotionTask(
+        name="swimmer", model=model, dt=0.05, T=200, cost=cost,
+        x_index=0, angle_index=2, init_qpos_std=0.1, init_qvel_std=0.05,
+    )
+
+
+def walker_task() -> LocomotionTask:
+    """The 7-link planar walker (models/walker.xml; qpos = [x, z, pitch, right hip/knee/ankle,
+    left hip/knee/ankle], z the torso centre's height).
+
+    From the papers: 7 links, 18-D state, w_u = 1e-4 (printed "10^4"), unit weights on
+    the velocity and height terms. Ours: dt = 0.01 s (2 substeps of 5 ms), T = 300 (3 s),
+    v_x* = 0.8 m/s and p_y* = 1.23 m (near what the hand-written gait of gps_ros.sim.gait
+    does), initial velocities perturbed by 0.05 (joint angles left at the standing pose
+    so the feet start on the ground), fallen when the torso centre drops below 0.8 m or
+    leans more than 1 rad.
+    """
+    model = mujoco.MjModel.from_xml_path(str(MODELS_DIR / "walker.xml"))
+    cost = LocomotionCost(w_u=1e-4, velocity_index=model.nq + 0, target_velocity=0.8, height_index=1, target_height=1.23)
+    return LocomotionTask(
+        name="walker", model=model, dt=0.01, T=300, cost=cost,
+        x_index=0, angle_index=2, height_index=1, init_qvel_std=0.05, fall_height=0.8, fall_angle=1.0,
+    )

@@ -1,0 +1,81 @@
+"""Constrained GPS (Levine & Koltun 2014, Alg. 1) on the pendulum task of test_variational_gps."""
+
+import numpy as np
+import pytest
+
+from gps_ros.algorithms.constrained_gps import CGPSConfig, ConstrainedGPS, sampled_policy_kl
+from gps_ros.algorithms.variational_gps import CostSchedule
+from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings
+from gps_ros.core.costs.base import expand_around
+from gps_ros.core.ilqg import ILQGSettings
+from gps_ros.core.linear_gaussian import LinearGaussianPolicy
+from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
+from gps_ros.policies.threads import torch_threads
+from tests.algorithms.test_variational_gps import COST, T, X0, Pendulum, policy_cost
+
+CONFIG = CGPSConfig(
+    iterations=6,
+    schedule=CostSchedule(10.0, 100.0, 6),
+    initial_ddp=ILQGSettings(max_iterations=30),
+    trajectory=CGPSTrajectorySettings(ddp=ILQGSettings(max_iterations=3, initial_state_cov=1e-4)),
+    lambda_init=1.0,
+    dual_step=5.0,
+    fit_samples=20,
+    linearization_samples=5,
+    policy_fit=PolicyFitSettings(iterations=100),
+)
+
+
+def test_policy_reaches_ddp_cost_and_matches_q():
+    model = Pendulum()
+    policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+    untrained = np.mean([policy_cost(model, policy, x, T) for x in X0])
+    with torch_threads(1):
+        cgps = ConstrainedGPS(model, COST, X0, policy, CONFIG, T=T, seed=0)
+        ddp = np.mean([expand_around(COST, q.X, q.U).l.sum() for q in cgps.initial])
+        infos = [cgps.iteration() for _ in range(CONFIG.iterations)]
+    trained = np.mean([policy_cost(model, policy, x, T) for x in X0])
+    assert trained < 0.5 * untrained
+    assert trained <= 1.1 * ddp
+    # The policy matches each q: the sampled KL per step stays small (nats).
+    assert infos[-1].kl.mean() < 0.05
+    # Eq. 2 with ε = 0: every multiplier grew by dual_step times its (non-negative) KL.
+    assert np.all(infos[-1].lam >= infos[0].lam)
+    assert [i.beta for i in infos] == pytest.approx([10.0 * 10 ** (k / 6) for k in range(1, 7)])
+
+
+def test_sampled_kl_matches_monte_carlo():
+    rng = np.random.default_rng(0)
+    S, T_, dX, dU = 200, 3, 2, 2
+    policy = SoftplusPolicy(dX, dU, hidden=4, init_std=0.6, seed=1)
+    L = 0.5 * rng.standard_normal((T_, dU, dU))
+    q = LinearGaussianPolicy(rng.standard_normal((T_, dU, dX)), rng.standard_normal((T_, dU)), L @ np.swapaxes(L, 1, 2) + np.eye(dU))
+    X = rng.standard_normal((S, T_, dX))
+    # E_x E_{u~π(u|x)} [log π(u|x) − log q(u|x)] by sampling u.
+    n = 200
+    mean_pi = policy.mean(X)
+    std = np.sqrt(np.diag(policy.cov))
+    eps = rng.standard_normal((n, S, T_, dU))
+    u = mean_pi + std * eps
+    log_pi = -0.5 * (eps**2).sum(-1) - np.log(std).sum()
+    d = u - np.einsum("tux,stx->stu", q.K, X) - q.k
+    logdet_q = np.linalg.slogdet(q.cov)[1]
+    log_q = -0.5 * np.einsum("nstu,tuv,nstv->nst", d, q.inv_cov, d) - 0.5 * logdet_q
+    monte_carlo = (log_pi - log_q).mean(axis=(0, 1))
+    np.testing.assert_allclose(sampled_policy_kl(policy, q, X), monte_carlo, rtol=0.03)
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: CGPSConfig(trajectory_steps=0), "trajectory_steps"),
+        (lambda: CGPSConfig(lambda_init=-1.0), "lambda_init"),
+        (lambda: CGPSConfig(dual_step=0.0), "dual_step"),
+        (lambda: CGPSConfig(kl_target=-0.1), "kl_target"),
+        (lambda: ConstrainedGPS(Pendulum(), COST, np.zeros(2), SoftplusPolicy(2, 1, 2), CONFIG, T=5), "x0"),
+        (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 2, 2), CONFIG, T=5), "policy"),
+    ],
+)
+def test_bad_input_names_field(make, field):
+    with pytest.raises(ValueError, match=field):
+        make()

@@ -1,0 +1,120 @@
+"""Locomotion tasks: cost derivatives against finite differences, the swimmer swims under a
+sinusoidal gait, the hand-written gait walks the walker, and input checks."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from gps_ros.core.costs.base import Cost
+from gps_ros.core.samples import SampleBatch
+from gps_ros.sim.gait import demonstration
+from gps_ros.sim.locomotion import LocomotionCost, swimmer_task, walker_task
+
+
+@pytest.fixture(scope="module")
+def swimmer():
+    return swimmer_task()
+
+
+@pytest.fixture(scope="module")
+def walker():
+    return walker_task()
+
+
+def sinusoidal_gait(task, amplitude=10.0, period=1.0, phase=1.5):
+    w = 2.0 * np.pi / period * task.dt * np.arange(task.T)
+    return amplitude * np.stack([np.sin(w), np.sin(w - phase)], axis=1)
+
+
+def test_shapes_and_state_layout(swimmer, walker):
+    assert (swimmer.dX, swimmer.dU, walker.dX, walker.dU) == (10, 2, 18, 6)
+    assert walker.state_slices == {"qpos": slice(0, 9), "qvel": slice(9, 18)}
+    assert walker.rest_state[1] == pytest.approx(1.25)  # root z is the torso centre's height
+
+
+@pytest.mark.parametrize("cost", [
+    LocomotionCost(w_u=0.3, velocity_index=5, target_velocity=0.2),
+    LocomotionCost(w_u=0.1, velocity_index=9, target_velocity=0.8, w_v=2.0, height_index=1, target_height=1.2, w_h=3.0),
+])
+def test_cost_value_and_derivatives_match_finite_differences(cost):
+    rng = np.random.default_rng(0)
+    N, T, dX, dU = 2, 3, 18, 6
+    X, U = rng.standard_normal((N, T, dX)), rng.standard_normal((N, T, dU))
+    assert isinstance(cost, Cost)
+    exp = cost.expand(SampleBatch(X, U))
+    direct = cost.w_u * (U**2).sum(-1) + cost.w_v * (X[..., cost.velocity_index] - cost.target_velocity) ** 2
+    if cost.height_index is not None:
+        direct += cost.w_h * (X[..., cost.height_index] - cost.target_height) ** 2
+    np.testing.assert_allclose(exp.l, direct, rtol=1e-12)
+
+    def l_of(z):  # z: [dX + dU] for sample 0, step 1
+        Xp, Up = X.copy(), U.copy()
+        Xp[0, 1], Up[0, 1] = z[:dX], z[dX:]
+        return cost.expand(SampleBatch(Xp, Up)).l[0, 1]
+
+    z0, eps = np.concatenate([X[0, 1], U[0, 1]]), 1e-4
+    eye = np.eye(dX + dU)
+    grad = np.array([(l_of(z0 + eps * e) - l_of(z0 - eps * e)) / (2 * eps) for e in eye])
+    hess = np.array([[(l_of(z0 + eps * (a + b)) - l_of(z0 + eps * (a - b)) - l_of(z0 - eps * (a - b)) + l_of(z0 - eps * (a + b)))
+                      / (4 * eps**2) for b in eye] for a in eye])
+    np.testing.assert_allclose(np.concatenate([exp.lx[0, 1], exp.lu[0, 1]]), grad, atol=1e-6)
+    np.testing.assert_allclose(exp.lxx[0, 1], hess[:dX, :dX], atol=1e-5)
+    np.testing.assert_allclose(exp.luu[0, 1], hess[dX:, dX:], atol=1e-5)
+    np.testing.assert_allclose(exp.lux[0, 1], hess[dX:, :dX], atol=1e-5)
+
+
+def test_sinusoidal_gait_swims_forward(swimmer):
+    X0 = np.concatenate([swimmer.rest_state[None], swimmer.initial_states(2, np.random.default_rng(0))])
+    U = sinusoidal_gait(swimmer)
+    X = np.stack([swimmer.rollout(x0, U) for x0 in X0])
+    assert np.all(swimmer.forward_distance(X) > 1.0)  # the swimmer is 1.5 m long
+    assert not np.any(swimmer.fell(X))
+    still = swimmer.rollout(swimmer.rest_state, np.zeros_like(U))
+    assert abs(swimmer.forward_distance(still)) < 1e-9
+
+
+def test_gait_controller_walks_the_whole_horizon(walker):
+    X0 = np.concatenate([walker.rest_state[None], walker.initial_states(3, np.random.default_rng(0))])
+    for x0 in X0:
+        X, U = demonstration(walker, x0)
+        assert X.shape == (walker.T, walker.dX) and U.shape == (walker.T, walker.dU)
+        np.testing.assert_array_equal(X[0], x0)
+        np.testing.assert_array_equal(X[1:], walker.rollout(x0, U)[1:])  # U reproduces X in open loop
+        assert not walker.fell(X)
+        assert walker.forward_distance(X) > 1.0
+        assert np.all(np.abs(U) <= walker.model.actuator_ctrlrange[:, 1] + 1e-12)
+
+
+def test_fell_detects_collapse_without_torques(walker):
+    X = walker.rollout(walker.rest_state, np.zeros((walker.T, walker.dU)))
+    assert walker.fell(X)
+    assert walker.fell(X[None]).shape == (1,)
+
+
+def test_initial_states_perturb_around_rest(swimmer):
+    X0 = swimmer.initial_states(4000, np.random.default_rng(3))
+    assert X0.shape == (4000, 10)
+    np.testing.assert_array_equal(X0[:, :3], 0.0)  # root pose is not perturbed
+    np.testing.assert_allclose(X0[:, 3:5].std(0), swimmer.init_qpos_std, rtol=0.05)
+    np.testing.assert_allclose(X0[:, 5:].std(0), swimmer.init_qvel_std, rtol=0.05)
+
+
+@pytest.mark.parametrize("make, field", [
+    (lambda: LocomotionCost(w_u=-1.0, velocity_index=5, target_velocity=0.2), "w_u"),
+    (lambda: LocomotionCost(w_u=1.0, velocity_index=-1, target_velocity=0.2), "velocity_index"),
+    (lambda: LocomotionCost(w_u=1.0, velocity_index=5, target_velocity=np.nan), "target_velocity"),
+    (lambda: replace(swimmer_task(), dt=0.013), "dt"),
+    (lambda: replace(swimmer_task(), T=0), "T"),
+    (lambda: replace(swimmer_task(), cost=LocomotionCost(w_u=1.0, velocity_index=10, target_velocity=0.0)), "cost.velocity_index"),
+    (lambda: replace(swimmer_task(), rest_qpos=np.zeros(4)), "rest_qpos"),
+    (lambda: swimmer_task().initial_states(0, np.random.default_rng()), "n"),
+    (lambda: swimmer_task().fell(np.zeros((5, 9))), "X"),
+    (lambda: LocomotionCost(w_u=1.0, velocity_index=12, target_velocity=0.0).expand(
+        SampleBatch(np.zeros((1, 2, 10)), np.zeros((1, 2, 2)))), "velocity_index"),
+    (lambda: demonstration(walker_task(), np.zeros(17)), "x0"),
+    (lambda: demonstration(swimmer_task(), np.zeros(10)), "task.model"),
+])
+def test_bad_input_names_the_field(make, field):
+    with pytest.raises(ValueError, match=field):
+        make()
