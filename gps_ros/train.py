@@ -43,9 +43,5 @@ def train_main(args: Sequence[str]) -> int:
     resume = [a.partition(":=")[2] for a in args if a.startswith("resume:=")]
     overrides = [a for a in args if ":=" in a and not a.startswith("resume:=")]
     config = load_config(path, overrides)
-    history = run_training(config, resume=resume_dir(resume[-1], config.output_dir) if resume else None)
-    last = history[-1]
-    print(f"done: {last.samples_so_far} samples, final success {100 * last.success_rate:.0f}% "
-          f"({len(config.conditions)} conditions), mean final distance {last.mean_final_distance:.3f} m")
-    print(f"wrote {config.output_dir}/metrics.json, learning_curve.png and checkpoint.pkl")
+    run_training(config, resume=resume_dir(resume[-1], config.output_dir) if resume else None)
     return 0

@@ -137,18 +137,10 @@ class Learner:
 
     def train(self) -> None:
         try:
-            history = self.trainer.run()
+            self.trainer.run()
         except Exception as err:
             self.node.get_logger().error(f"training stopped: {type(err).__name__}: {err}")
             self.exit_code = 1
-            return
-        last = history[-1] if history else None
-        if last is not None:
-            print(f"done: {last.iteration} iterations, {self.trainer.state.samples_total} trials; final success "
-                  f"{100 * last.success_rate:.0f}% ({len(self.config.conditions)} conditions), mean final distance "
-                  f"{last.mean_final_distance:.3f} m", flush=True)
-        policy = " and global_policy.pt" if hasattr(self.trainer.state.algorithm, "global_policy") else ""
-        print(f"wrote {self.config.output_dir}/metrics.json, learning_curve.png, checkpoint.pkl{policy}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,6 +102,7 @@ class Trainer:
         self.reuse = dict(reuse or {})
         self.eta = EtaClock()
         self._last: IterationMetrics | None = state.history[-1] if state.history else None
+        self._policy_saved = False
 
     @property
     def trials_per_iteration(self) -> int:
@@ -115,6 +116,9 @@ class Trainer:
             self._iteration(rng)
         self._report("done", self.trials_per_iteration, message=self._summary())
         write_results(self.output_dir, config.to_dict(), state.history, done=True)
+        self.log(self._summary())
+        policy = f" and {GLOBAL_POLICY}" if self._policy_saved else ""
+        self.log(f"wrote {self.output_dir}/metrics.json, learning_curve.png, checkpoint.pkl{policy}")
         return state.history
 
     def _iteration(self, rng: np.random.Generator) -> None:
@@ -170,6 +174,7 @@ class Trainer:
 
         if isinstance(global_policy, GaussianPolicy):
             save_policy(global_policy, Path(self.output_dir) / GLOBAL_POLICY)
+            self._policy_saved = True
 
     def _evaluate(self, batches: Sequence[SampleBatch]) -> tuple[float, float, int]:
         """(success rate, mean final distance, trials run): the new policies' mean actions
@@ -208,8 +213,9 @@ class Trainer:
         last = self._last
         if last is None:
             return "no iterations run"
-        return (f"done: {self.state.iteration} iterations, final success {100 * last.success_rate:.0f}%, "
-                f"mean final distance {last.mean_final_distance:.3f} m")
+        return (f"done: {self.state.iteration} iterations, {self.state.samples_total} trials; final success "
+                f"{100 * last.success_rate:.0f}% ({len(self.config.conditions)} conditions), mean final distance "
+                f"{last.mean_final_distance:.3f} m")
 
 
 def resume_state(config: TrainConfig, directory: str) -> TrainerState:
