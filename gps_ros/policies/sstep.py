@@ -28,16 +28,22 @@ from gps_ros.policies.normalization import Normalization
 from gps_ros.policies.threads import torch_threads
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class SStepConfig:
     """iterations: Adam steps per S-step call; batch_size: (t, i, j) tuples per step;
-    lr, weight_decay: Adam's (L2) settings; progress_every: steps between progress reports;
-    cpu_threads: torch CPU threads while training (0: torch's default; see policies.threads)."""
+    lr, weight_decay: Adam's (L2) settings; lr_schedule: "constant", or "cosine" (each call anneals
+    the rate from lr to 0, so the weights an S-step hands over sit at the end of a descent and
+    not at a random point of Adam's minibatch noise); progress_every: steps between progress
+    reports; cpu_threads: torch CPU threads while training (0: torch's default; see policies.threads)."""
 
     iterations: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
     progress_every: int = 100
     seed: int = 0
     cpu_threads: int = 1
@@ -50,6 +56,8 @@ class SStepConfig:
             raise ValueError(f"lr: expected > 0, got {self.lr}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay: expected >= 0, got {self.weight_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,7 @@ class SStep:
         batch = min(cfg.batch_size, M)
         order = torch.randperm(M, generator=self.generator).to(device)
         cursor = 0
+        schedule = self._lr_schedule()
         start = time.perf_counter()
         for it in range(1, cfg.iterations + 1):
             if cursor + batch > M:
@@ -135,11 +144,21 @@ class SStep:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if schedule is not None:
+                schedule.step()
             if progress is not None and (it % cfg.progress_every == 0 or it == cfg.iterations):
                 elapsed = time.perf_counter() - start
                 progress(SStepProgress(it, cfg.iterations, loss.item(), elapsed, elapsed / it * (cfg.iterations - it)))
         policy.network.eval()
         return self._full_loss(o, mu, prec)
+
+    def _lr_schedule(self) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """Every call starts at cfg.lr (the previous call may have annealed it to 0)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = self.config.lr
+        if self.config.lr_schedule == "constant":
+            return None
+        return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.config.iterations)
 
     def _full_loss(self, obs: torch.Tensor, target_mu: torch.Tensor, precision: torch.Tensor, chunk: int = 8192) -> float:
         """Loss summed over rows of obs [M, dO], target_mu [M, dU], precision [M, dU, dU] (device tensors)."""

@@ -141,3 +141,23 @@ def test_warm_start_keeps_network_optimizer_and_normalization():
     assert second < 0.05 * untrained
     assert policy.normalization is norm  # fitted once, kept
     assert sstep.optimizer.state[next(iter(policy.network.parameters()))]["step"] == steps_before + 1
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_learning_rate_schedule_restarts_every_call(schedule):
+    rng = np.random.default_rng(5)
+    N, T, dO, dU, steps, lr = 2, 5, 3, 2, 10, 2e-3
+    policy = GaussianPolicy(PolicyArchitecture("mlp", dO, dU), device="cpu", seed=0)
+    sstep = SStep(policy, SStepConfig(iterations=steps, batch_size=4, lr=lr, lr_schedule=schedule))
+    rates = []
+    sstep.optimizer.register_step_pre_hook(lambda opt, args, kwargs: rates.append(opt.param_groups[0]["lr"]))
+    for _ in range(2):
+        sstep.update(rng.standard_normal((N, T, dO)), rng.standard_normal((N, T, dU)), np.broadcast_to(np.eye(dU), (N, T, dU, dU)))
+    step = np.arange(steps)
+    expected = 0.5 * lr * (1 + np.cos(np.pi * step / steps)) if schedule == "cosine" else np.full(steps, lr)
+    np.testing.assert_allclose(rates, np.tile(expected, 2), rtol=1e-12)
+
+
+def test_unknown_learning_rate_schedule_is_refused():
+    with pytest.raises(ValueError, match="lr_schedule.*'step'"):
+        SStepConfig(lr_schedule="step")
