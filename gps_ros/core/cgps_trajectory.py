@@ -115,6 +115,17 @@ def care_covariance(Quu: np.ndarray, lam: float, M: np.ndarray) -> np.ndarray:
     return 0.5 * (A + A.T)
 
 
+def eq7_feedback(Quu: np.ndarray, Qux: np.ndarray, A: np.ndarray, lam: float, K_pi: np.ndarray) -> np.ndarray:
+    """K [dU, dX] = −(Q_uu + λ A⁻¹)⁻¹ (Q_ux − λ A⁻¹ K^π) (Eq. 7), from Quu [dU, dU], Qux [dU, dX],
+    A [dU, dU] PD, λ >= 0 and K_pi [dU, dX].
+
+    Computed as −(A Q_uu + λ I)⁻¹ (A Q_ux − λ K^π) (both factors multiplied by A), which never
+    inverts A: when π's covariance collapses, Eq. 8 drives A toward singular (A → 0 as M → 0 for
+    λ > 1), where A⁻¹ overflows but this form tends to K^π, the limit Eq. 7 has there.
+    """
+    return -np.linalg.solve(A @ Quu + lam * np.eye(A.shape[0]), A @ Qux - lam * K_pi)
+
+
 def covariance_update(
     dynamics: LinearGaussianDynamics,
     cost_hessian: np.ndarray,
@@ -168,8 +179,7 @@ def covariance_update(
                 raise ValueError(f"cost_hessian: Q_uu at t={t} is not positive definite; Eq. 8 needs a PD Q_uu")
             Kt, At = K[t], A[t]
             for _ in range(settings.max_inner_iterations):
-                Ainv = np.linalg.inv(At)
-                K_new = -np.linalg.solve(Quu + lam[t] * Ainv, Qux - lam[t] * Ainv @ Kp[t])
+                K_new = eq7_feedback(Quu, Qux, At, lam[t], Kp[t])
                 D = K_new - Kp[t]
                 A_new = care_covariance(Quu, lam[t], Sp[t] + rrT[t] + D @ S[t] @ D.T)
                 done = _unchanged(K_new, Kt, settings.tolerance) and _unchanged(A_new, At, settings.tolerance)

@@ -3,7 +3,7 @@ import pytest
 
 from gps_ros.core.cgps_trajectory import (
     CGPSTrajectorySettings, CovarianceUpdateSettings, care_covariance, cgps_trajectory_step, covariance_update,
-    dual_update,
+    dual_update, eq7_feedback,
 )
 from gps_ros.core.dynamics import InitialStateDistribution, LinearGaussianDynamics
 from gps_ros.core.ilqg import ILQGSettings
@@ -51,6 +51,27 @@ def test_care_covariance_scalar_root():
     q, lam, m = 2.0, 3.0, 0.7
     root = (-(lam - 1) + np.sqrt((lam - 1) ** 2 + 4 * q * lam * m)) / (2 * q)
     np.testing.assert_allclose(care_covariance(np.array([[q]]), lam, np.array([[m]])), [[root]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 3.0])
+def test_eq7_feedback_equals_the_papers_form(lam):
+    rng = np.random.default_rng(11)
+    Quu, A = _spd(rng, dU), _spd(rng, dU, 0.5)
+    Qux, K_pi = rng.standard_normal((dU, dX)), rng.standard_normal((dU, dX))
+    Ainv = np.linalg.inv(A)
+    expected = -np.linalg.inv(Quu + lam * Ainv) @ (Qux - lam * Ainv @ K_pi)
+    np.testing.assert_allclose(eq7_feedback(Quu, Qux, A, lam, K_pi), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_eq7_feedback_tends_to_the_policy_as_a_collapses():
+    """A -> 0 (what Eq. 8 gives for lambda > 1 as M -> 0): K -> K^pi, with no A^-1 to overflow."""
+    rng = np.random.default_rng(12)
+    Quu, Qux, K_pi = _spd(rng, dU), rng.standard_normal((dU, dX)), rng.standard_normal((dU, dX))
+    for scale in (1e-4, 1e-10, 0.0):
+        A = care_covariance(Quu, 2.0, scale * np.eye(dU)) if scale > 0 else np.zeros((dU, dU))
+        K = eq7_feedback(Quu, Qux, A, 2.0, K_pi)
+        assert np.all(np.isfinite(K))
+        np.testing.assert_allclose(K, K_pi, atol=10 * np.abs(A).max() * np.abs(Quu @ K_pi + Qux).max() + 1e-12)
 
 
 def _covariance_problem(seed=0):
