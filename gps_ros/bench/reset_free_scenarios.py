@@ -85,9 +85,9 @@ _REACHER = ResetFreeConfig(
 # kl_step 0.5 reached 100 % held-out success at 400 episodes, kl_step 1.0 at 240.
 _PEG = replace(_REACHER, kl_step=1.0)
 # The spatial-softmax CNN's Adam step is what a CPU run pays for: measured on this 2-core
-# machine (one torch thread, batch 64), 58 ms with the second conv layer at stride 1 (a 32x32
-# map), 30 ms at stride 2, 11 ms at stride 2 with batch 32: hence VISION_CONV, batch 32 and
-# 1000 warm-started steps per iteration, ~40 times less than the reacher's MLP settings would cost.
+# machine (one torch thread, three runs sharing the cores), 58 ms at batch 64 with the second
+# conv layer at stride 1 (a 32x32 map), 30 ms at stride 2, 11 ms at stride 2 with batch 32:
+# hence VISION_CONV, batch 32 and 1000 warm-started steps per iteration.
 _VISION = replace(_REACHER, s_step=replace(_REACHER.s_step, iterations=1000, batch_size=32))
 VISION_CONV = {"conv_channels": (16, 16), "conv_kernels": (5, 5), "conv_strides": (2, 2)}
 
