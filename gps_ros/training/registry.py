@@ -98,6 +98,7 @@ GPS_SETTINGS = {
     "hidden_sizes": [40, 40],       # MLP hidden layers of the global policy
     "s_step_iterations": 2000,      # Adam steps per S-step
     "s_step_batch_size": 64,
+    "s_step_lr_schedule": "cosine", # cosine (Adam's rate annealed to 0 in every S-step) | constant
     "initial_step_mult": 1.0,
 }
 MDGPS_SETTINGS = {**GPS_SETTINGS, "sampling": "off_policy", "step_rule": "classic"}
@@ -110,18 +111,26 @@ def _gps_settings(config, allowed: dict) -> dict:
     return {**allowed, **config.settings}
 
 
+def _s_step_config(settings: dict, seed: int):
+    from gps_ros.policies.sstep import SStepConfig
+
+    iterations, batch_size = int(settings["s_step_iterations"]), int(settings["s_step_batch_size"])
+    try:
+        return SStepConfig(iterations=iterations, batch_size=batch_size, lr_schedule=settings["s_step_lr_schedule"], seed=seed)
+    except ValueError as error:  # SStepConfig names its own field ("lr_schedule: ..."); the user wrote settings.s_step_*
+        raise ValueError(f"settings.s_step_{error}") from None
+
+
 def _build_gps(config, task, algorithm_class, config_class, allowed: dict, algorithm_keys: tuple[str, ...] = ()):
     """MDGPS or BADMM: the task's cost, PD initial policies, an MLP global policy seeded by config.seed."""
     from gps_ros.algorithms.global_policy import mlp_global_policy
     from gps_ros.core.step_size import StepSizeConfig
-    from gps_ros.policies.sstep import SStepConfig
 
     s = _gps_settings(config, allowed)
     algo_config = config_class(
         kl_step=config.kl_step, initial_step_mult=float(s["initial_step_mult"]),
         step_size=StepSizeConfig(min_mult=config.min_step_mult, max_mult=config.max_step_mult),
-        s_step=SStepConfig(iterations=int(s["s_step_iterations"]), batch_size=int(s["s_step_batch_size"]),
-                           seed=config.seed),
+        s_step=_s_step_config(s, config.seed),
         **{key: s[key] for key in algorithm_keys},
     )
     return algorithm_class(algo_config, task.cost(), initial_policies(config, task),

@@ -154,6 +154,7 @@ def test_mdgps_config_builds_the_papers_algorithm(sampling):
     assert isinstance(algorithm, MDGPS)
     assert (algorithm.config.sampling, algorithm.config.step_rule, algorithm.config.kl_step) == (sampling, "global", 2.0)
     assert algorithm.config.s_step.iterations == 7 and algorithm.config.s_step.seed == cfg.seed
+    assert algorithm.config.s_step.lr_schedule == "cosine"
     assert algorithm.global_policy.architecture.hidden_sizes == (40, 40)  # the defaults fill what the file leaves out
     # the trainer samples sampling_policies(): before the first S-step, the local policies either way
     assert all(p is local for p, local in zip(algorithm.sampling_policies(), algorithm.local_policies))
@@ -161,6 +162,10 @@ def test_mdgps_config_builds_the_papers_algorithm(sampling):
     np.testing.assert_allclose(algorithm.local_policies[1].K[0][:, task.state_slices["joint_angles"]], -20.0 * np.eye(7))
     with pytest.raises(ValueError, match=r"settings.hidden: unknown key for mdgps; expected one of \['hidden_sizes'"):
         build_algorithm(load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["settings:={hidden: [3]}"]), task)
+    constant = load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["settings:={s_step_lr_schedule: constant}"])
+    assert build_algorithm(constant, task).config.s_step.lr_schedule == "constant"
+    with pytest.raises(ValueError, match=r"settings.s_step_lr_schedule: expected one of \('constant', 'cosine'\), got 'step'"):
+        build_algorithm(load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["settings:={s_step_lr_schedule: step}"]), task)
     with pytest.raises(ValueError, match="settings.sampling: unknown key for badmm"):
         build_algorithm(load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["algorithm:=badmm"]), task)
 
