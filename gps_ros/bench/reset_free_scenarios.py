@@ -8,8 +8,7 @@ fixed seed that training never uses. Targets (means over 3 seeds):
     reset-free-peg-2d    pr2_peg, hole in a 0.4 m square: >= 80 % inserted, <= 480 episodes
     reset-free-peg-3d    pr2_peg_3d, hole in a 0.3 m cube: >= 80 % inserted, <= 800 episodes
     vision-reacher       reacher3 from 64x64 images + joint state (spatial-softmax CNN):
-                         >= 80 % within 0.05 m, <= 800 episodes, the first 100 of them spent on
-                         pre-training the vision layers (target position regression)
+                         >= 80 % within 0.05 m, <= 800 episodes
 
     gps-ros bench reset-free-reacher [--quick] [--seeds 3] [--json results/reset-free-reacher.json]
 
@@ -35,13 +34,11 @@ from gps_ros.core.costs import ActionCost, CostSum, build_cost
 from gps_ros.core.linear_gaussian import init_pd
 from gps_ros.core.samples import SampleBatch
 from gps_ros.core.step_size import StepSizeConfig
-from gps_ros.policies.feature_pretraining import PretrainConfig, pretrain_feature_points
 from gps_ros.policies.gaussian_policy import GaussianPolicy
 from gps_ros.policies.networks import PolicyArchitecture
 from gps_ros.policies.threads import torch_threads
 
 HELDOUT_SEED = 987_654  # training placements come from SeedSequence([seed, iteration]); never this one
-PRETRAIN_STREAM = 2**31  # the iteration slot of the vision pre-training episodes' placements (no iteration reaches it)
 
 
 @dataclass(frozen=True)
@@ -52,9 +49,8 @@ class Scenario:
     policy around the task's initial pose; extra_action_weight: a torque penalty added
     to the task's cost (keeps the LQR's actions inside the torque limits, which the
     linear models do not know about); cost: a build_cost mapping replacing the task's
-    cost (None: the task's); vision: CNN on images + joint state; pretrain_episodes: episodes
-    of the initial policy whose images pre-train the CNN's vision layers (counted in the
-    budget); config: the algorithm's settings."""
+    cost (None: the task's); vision: CNN on images + joint state; config: the
+    algorithm's settings."""
 
     name: str
     task: str
@@ -69,7 +65,6 @@ class Scenario:
     extra_action_weight: float = 0.0
     cost: dict | None = None
     vision: bool = False
-    pretrain_episodes: int = 0
     config: ResetFreeConfig = field(default_factory=ResetFreeConfig)
 
 
@@ -105,7 +100,7 @@ SETTINGS = {
         Scenario("reset-free-peg-3d", "pr2_peg_3d", 20, 800, None, 0.8, kp=20.0, kd=5.0, noise_variance=4.0,
                  config=_PEG),
         Scenario("vision-reacher", "reacher3", 20, 800, 0.05, 0.8, extra_action_weight=0.3, vision=True,
-                 pretrain_episodes=100, config=_VISION),
+                 config=_VISION),
     )
 }
 
@@ -164,14 +159,11 @@ def _run_seed(scenario: Scenario, quick: bool, seed: int, log: Callable[[str], N
     cost = task.cost() if scenario.cost is None else build_cost(scenario.cost, name=f"{scenario.name}.cost")
     if scenario.extra_action_weight > 0:
         cost = CostSum([cost, ActionCost(weights=np.full(agent.dU, scenario.extra_action_weight))])
-    n_pretrain = min(scenario.pretrain_episodes, 4) if quick else scenario.pretrain_episodes
-    if scenario.vision and n_pretrain:
-        _pretrain_vision(agent, global_policy, initial, n_pretrain, seed, quick, log)
     algorithm = ResetFreeGPS(config, cost, global_policy, initial, seed=seed)
     runner = global_policy if obs_index is None else _ObsSelector(global_policy, obs_index)
     threshold = task.config.success.threshold if scenario.success_distance is None else scenario.success_distance
     rows: list[dict] = []
-    episodes, iteration = n_pretrain, 0
+    episodes, iteration = 0, 0
     start = time.perf_counter()
     while episodes + n_per_iter <= max_episodes:
         policy = algorithm.sampling_policy if algorithm.iteration_count == 0 else runner
@@ -191,23 +183,6 @@ def _run_seed(scenario: Scenario, quick: bool, seed: int, log: Callable[[str], N
             f"C {result.wall.c_step_s:.1f}s S {result.wall.s_step_s:.1f}s] ({elapsed:.0f}s, ETA {eta:.0f}s)")
     agent.close()
     return rows
-
-
-def _pretrain_vision(agent: MujocoAgent, policy: GaussianPolicy, initial, n: int, seed: int, quick: bool,
-                     log: Callable[[str], None]) -> None:
-    """Pre-train the CNN's vision layers (policies.feature_pretraining) on every 5th frame of n
-    episodes of the initial policy at random placements, the target's (x, y) as the label;
-    these episodes count towards the benchmark's episode budget."""
-    samples = agent.sample_many(initial, [None] * n, seed=_training_seed(seed, PRETRAIN_STREAM), with_images=True)
-    _, obs_slices = agent.obs_layout(with_images=True)
-    C, H, W = policy.network.image_shape
-    images = samples.obs[:, ::5, obs_slices["image"]].reshape(-1, C, H, W)
-    positions = samples.X[:, ::5, agent.task.state_slices["target_position"]].reshape(len(images), -1)
-    config = PretrainConfig(iterations=20 if quick else 10000, seed=seed)
-    t0 = time.perf_counter()
-    error = pretrain_feature_points(policy.network, images, positions, config, policy.architecture.image_range)
-    log(f"pre-trained the vision layers on {len(images)} images of {n} episodes: target position RMS error "
-        f"{np.sqrt(error):.3f} m on them ({time.perf_counter() - t0:.0f} s)")
 
 
 def _training_seed(seed: int, iteration: int) -> int:
