@@ -124,9 +124,8 @@ class ConstrainedGPS:
         seed: int = 0,
     ) -> None:
         ddp = config.trajectory.ddp
-        settings = replace(config.initial_ddp, cost_weight=config.schedule.beta(0),
-                           initial_state_cov=ddp.initial_state_cov, dynamics_noise=ddp.dynamics_noise)
-        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, settings, state_slices)
+        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, config.initial_ddp, config.schedule.beta(0),
+                                            ddp, state_slices)
         self.model, self.cost, self.policy, self.config = model, cost, policy, config
         self.state_slices = state_slices
         self.rng = np.random.default_rng(seed)

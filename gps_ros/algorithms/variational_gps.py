@@ -89,13 +89,17 @@ def sample_marginals(traj: TrajectoryDistribution, n: int, rng: np.random.Genera
 
 def initial_ddp(
     model: DynamicsModel, cost: Cost, policy: SoftplusPolicy, x0: np.ndarray, U_init: np.ndarray | None,
-    T: int | None, settings: ILQGSettings, state_slices: Mapping[str, slice] | None,
+    T: int | None, settings: ILQGSettings, beta: float, inner: ILQGSettings, state_slices: Mapping[str, slice] | None,
 ) -> tuple[np.ndarray, list[ILQGResult]]:
     """Alg. 1 line 1 of both papers, after checking policy, x0 and U_init (check_initial_states):
-    x0 [M, dX] and the DDP solution from each initial state."""
+    x0 [M, dX] and the DDP solution from each initial state, run with ``settings`` at cost weight
+    beta (the schedule's first β) and the initial-state covariance and dynamics noise of the
+    algorithm's own trajectory step ``inner``, so that q starts as that step would leave it."""
     if (policy.dX, policy.dU) != (model.dX, model.dU):
         raise ValueError(f"policy: expected dX={model.dX}, dU={model.dU}, got dX={policy.dX}, dU={policy.dU}")
     x0, U_init = check_initial_states(model, x0, U_init, T)
+    settings = replace(settings, cost_weight=beta, initial_state_cov=inner.initial_state_cov,
+                       dynamics_noise=inner.dynamics_noise)
     return x0, [ilqg(model, cost, x, U, settings, state_slices=state_slices) for x, U in zip(x0, U_init)]
 
 
@@ -132,9 +136,8 @@ class VariationalGPS:
         state_slices: Mapping[str, slice] | None = None,
         seed: int = 0,
     ) -> None:
-        settings = replace(config.initial_ddp, cost_weight=config.schedule.beta(0),
-                           initial_state_cov=config.e_step.initial_state_cov, dynamics_noise=config.e_step.dynamics_noise)
-        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, settings, state_slices)
+        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, config.initial_ddp, config.schedule.beta(0),
+                                            config.e_step, state_slices)
         self.model, self.cost, self.policy, self.config = model, cost, policy, config
         self.state_slices = state_slices
         self.rng = np.random.default_rng(seed)
