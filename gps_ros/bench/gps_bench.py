@@ -5,7 +5,9 @@ algorithm's ``sampling_policies()``, run ``iteration``, then evaluate the global
 policy's mean actions on the training conditions and on held-out placements drawn
 inside the training region (``task.random_condition`` with a held-out seed that no
 training run uses). One report row per iteration holds the samples used so far, final
-distances (mean, std), success rates, the wall-time split and the seeds; progress goes
+distances (mean, std), success rates, the S-step's final loss (summed over its (t, i, j)
+on the full dataset: how well the network fits the local policies), the wall-time split and
+the seeds; progress goes
 to stderr, one line per iteration.
 """
 
@@ -147,6 +149,7 @@ def _run_iteration(
         "held_out_success": held.success_rate if held else float("nan"),
         "held_out_dist_mean": held.mean_final_distance if held else float("nan"),
         "held_out_dist_std": float(np.std(held.final_distance)) if held else float("nan"),
+        "s_step_loss": result.s_step_loss,
         "sampling_s": sampling_s,
         "linearization_s": times.linearization_s,
         "c_step_s": times.c_step_s,
