@@ -155,7 +155,7 @@ def _run_seed(scenario: Scenario, seed: int, log: Callable[[str], None]) -> list
         U_init = np.stack([demonstration(task, x)[1][:T] for x in X0])
     else:
         U_init = np.tile(swimming_wave(task, T), (len(X0), 1, 1))
-    policy = SoftplusPolicy(task.dX, task.dU, scenario.hidden, seed=seed)
+    policy = SoftplusPolicy(task.dX, task.dU, scenario.hidden, seed=seed, inputs=task.policy_inputs)
     cls = VariationalGPS if scenario.algorithm == "vgps" else ConstrainedGPS
     algorithm = cls(task.dynamics, task.cost, X0, policy, scenario.config, U_init=U_init, T=T,
                     state_slices=task.state_slices, seed=seed)

@@ -88,7 +88,9 @@ class LocomotionTask:
     angle and height (None: no height); rest_qpos: [nq] the rest pose (default: model.qpos0);
     init_qpos_std / init_qvel_std: std of the Gaussian perturbations of the actuated joint
     angles / of all velocities in ``initial_states``; fall_height / fall_angle: ``fell``
-    thresholds on root height (below) and |root angle| (above), None for no test.
+    thresholds on root height (below) and |root angle| (above), None for no test;
+    unobserved_qpos: qpos indices hidden from the policy (``policy_inputs``): root coordinates that
+    neither the dynamics nor the cost depend on, so that a gait learnt at one place works at any other.
     Derived: dynamics (a MujocoDynamicsModel), dX, dU, nq, state_slices.
     """
 
@@ -105,6 +107,7 @@ class LocomotionTask:
     init_qvel_std: float = 0.0
     fall_height: float | None = None
     fall_angle: float | None = None
+    unobserved_qpos: tuple[int, ...] = ()
     dynamics: MujocoDynamicsModel = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,6 +126,11 @@ class LocomotionTask:
         for name in ("x_index", "angle_index"):
             _check_index(name, getattr(self, name), nq)
         _check_index("height_index", self.height_index, nq, optional=True)
+        for i in self.unobserved_qpos:
+            _check_index("unobserved_qpos", i, nq)
+        if len(set(self.unobserved_qpos)) != len(self.unobserved_qpos):
+            raise ValueError(f"unobserved_qpos: expected distinct qpos indices, got {self.unobserved_qpos!r}")
+        object.__setattr__(self, "unobserved_qpos", tuple(int(i) for i in self.unobserved_qpos))
         dynamics = MujocoDynamicsModel(self.model, control_substeps=substeps)
         _check_index("cost.velocity_index", self.cost.velocity_index, dynamics.dX)
         _check_index("cost.height_index", self.cost.height_index, dynamics.dX, optional=True)
@@ -152,6 +160,11 @@ class LocomotionTask:
     @property
     def state_slices(self) -> dict[str, slice]:
         return {"qpos": slice(0, self.nq), "qvel": slice(self.nq, self.dX)}
+
+    @property
+    def policy_inputs(self) -> list[int]:
+        """The state indices a policy sees: all but ``unobserved_qpos``."""
+        return [i for i in range(self.dX) if i not in self.unobserved_qpos]
 
     @property
     def rest_state(self) -> np.ndarray:
@@ -212,13 +225,14 @@ def swimmer_task() -> LocomotionTask:
     text prints "10^5" as "a lower torque penalty" than the walker's, i.e. a lost minus
     sign). Ours (the papers do not state them): dt = 0.05 s (5 substeps of 10 ms),
     T = 200 (10 s), v_x* = 0.2 m/s (what a sinusoidal gait at the torque limit reaches),
-    w_v = 1, initial joint angles perturbed by 0.1 rad and velocities by 0.05.
+    w_v = 1, initial joint angles perturbed by 0.1 rad and velocities by 0.05, the policy sees
+    the state without the root's x and y (a policy on all 10 measured: it learnt to stay put).
     """
     model = mujoco.MjModel.from_xml_path(str(MODELS_DIR / "swimmer.xml"))
     cost = LocomotionCost(w_u=1e-5, velocity_index=model.nq + 0, target_velocity=0.2)
     return LocomotionTask(
         name="swimmer", model=model, dt=0.05, T=200, cost=cost,
-        x_index=0, angle_index=2, init_qpos_std=0.1, init_qvel_std=0.05,
+        x_index=0, angle_index=2, init_qpos_std=0.1, init_qvel_std=0.05, unobserved_qpos=(0, 1),
     )
 
 
@@ -231,11 +245,12 @@ def walker_task() -> LocomotionTask:
     v_x* = 0.8 m/s and p_y* = 1.23 m (near what the hand-written gait of gps_ros.sim.gait
     does), initial velocities perturbed by 0.05 (joint angles left at the standing pose
     so the feet start on the ground), fallen when the torso centre drops below 0.8 m or
-    leans more than 1 rad.
+    leans more than 1 rad, the policy sees the state without the root's x.
     """
     model = mujoco.MjModel.from_xml_path(str(MODELS_DIR / "walker.xml"))
     cost = LocomotionCost(w_u=1e-4, velocity_index=model.nq + 0, target_velocity=0.8, height_index=1, target_height=1.23)
     return LocomotionTask(
         name="walker", model=model, dt=0.01, T=300, cost=cost,
         x_index=0, angle_index=2, height_index=1, init_qvel_std=0.05, fall_height=0.8, fall_angle=1.0,
+        unobserved_qpos=(0,),
     )

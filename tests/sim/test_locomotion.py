@@ -100,6 +100,25 @@ def test_initial_states_perturb_around_rest(swimmer):
     np.testing.assert_allclose(X0[:, 5:].std(0), swimmer.init_qvel_std, rtol=0.05)
 
 
+@pytest.mark.parametrize("name", ["swimmer", "walker"])
+def test_hidden_root_coordinates_change_neither_dynamics_nor_cost(name, request):
+    """What hiding unobserved_qpos from the policy rests on: shifting the root along them shifts
+    the next state by the same amount and leaves the cost unchanged."""
+    task = request.getfixturevalue(name)
+    hidden = list(task.unobserved_qpos)
+    assert hidden and sorted(set(range(task.dX)) - set(task.policy_inputs)) == hidden
+    rng = np.random.default_rng(0)
+    x = task.initial_states(1, rng)[0]
+    u = rng.uniform(-1.0, 1.0, task.dU)
+    shift = np.zeros(task.dX)
+    shift[hidden] = rng.uniform(-2.0, 2.0, len(hidden))
+    np.testing.assert_allclose(task.dynamics.step(x + shift, u), task.dynamics.step(x, u) + shift, atol=1e-9)
+    X = np.stack([x, task.dynamics.step(x, u)])[None]
+    U = np.stack([u, u])[None]
+    cost = task.cost.expand(SampleBatch(X, U)).l
+    np.testing.assert_allclose(task.cost.expand(SampleBatch(X + shift, U)).l, cost, rtol=1e-12)
+
+
 @pytest.mark.parametrize("make, field", [
     (lambda: LocomotionCost(w_u=-1.0, velocity_index=5, target_velocity=0.2), "w_u"),
     (lambda: LocomotionCost(w_u=1.0, velocity_index=-1, target_velocity=0.2), "velocity_index"),
@@ -108,6 +127,8 @@ def test_initial_states_perturb_around_rest(swimmer):
     (lambda: replace(swimmer_task(), T=0), "T"),
     (lambda: replace(swimmer_task(), cost=LocomotionCost(w_u=1.0, velocity_index=10, target_velocity=0.0)), "cost.velocity_index"),
     (lambda: replace(swimmer_task(), rest_qpos=np.zeros(4)), "rest_qpos"),
+    (lambda: replace(swimmer_task(), unobserved_qpos=(0, 5)), "unobserved_qpos"),
+    (lambda: replace(swimmer_task(), unobserved_qpos=(1, 1)), "unobserved_qpos"),
     (lambda: swimmer_task().initial_states(0, np.random.default_rng()), "n"),
     (lambda: swimmer_task().fell(np.zeros((5, 9))), "X"),
     (lambda: LocomotionCost(w_u=1.0, velocity_index=12, target_velocity=0.0).expand(
