@@ -37,6 +37,15 @@ PAPER = {
 
 COLUMNS = ("scenario", "variant", "seeds", "iteration", "samples", "train success", "held-out success",
            "held-out final distance (m)", "paper")
+# Known-dynamics benchmarks (variational / constrained GPS): costs against the initial DDP solution's,
+# as in both papers' Fig. 1, beside the issue's target.
+KNOWN_DYNAMICS_COLUMNS = ("scenario", "seeds", "iteration", "deterministic cost", "stochastic cost", "initial DDP cost",
+                          "deterministic / DDP", "forward distance (m)", "test states walked", "target")
+KNOWN_DYNAMICS_TARGETS = {
+    "vgps-swimmer": "deterministic ≤ 1.1 × DDP, forward",
+    "cgps-swimmer": "deterministic ≤ 1.1 × DDP, forward",
+    "cgps-walker": "≥ 3 of 4 test states walked",
+}
 
 
 def _pm(values: Sequence[float], percent: bool = False) -> str:
@@ -47,17 +56,20 @@ def _pm(values: Sequence[float], percent: bool = False) -> str:
     return f"{mean:.0f} ± {std:.0f} %" if percent else f"{mean:.3f} ± {std:.3f}"
 
 
+def _last_per_seed(rows: Sequence[dict]) -> list[dict]:
+    seeds = sorted({r["seed"] for r in rows})
+    return [max((r for r in rows if r["seed"] == s), key=lambda r: r["iteration"]) for s in seeds]
+
+
 def summary_rows(payload: dict) -> list[list[str]]:
     """One table row per variant of one benchmark JSON payload (last iteration of each seed)."""
     name = payload["bench"]
     rows = payload["rows"]
     out = []
     for variant in dict.fromkeys(r.get("variant", "reset-free") for r in rows):
-        mine = [r for r in rows if r.get("variant", "reset-free") == variant]
-        seeds = sorted({r["seed"] for r in mine})
-        last = [max((r for r in mine if r["seed"] == s), key=lambda r: r["iteration"]) for s in seeds]
+        last = _last_per_seed([r for r in rows if r.get("variant", "reset-free") == variant])
         out.append([
-            name, variant, str(len(seeds)), str(max(r["iteration"] for r in last)),
+            name, variant, str(len(last)), str(max(r["iteration"] for r in last)),
             str(int(np.mean([r["samples"] for r in last]))),
             _pm([r["train_success"] for r in last if "train_success" in r], percent=True),
             _pm([r["held_out_success"] for r in last], percent=True),
@@ -67,15 +79,33 @@ def summary_rows(payload: dict) -> list[list[str]]:
     return out
 
 
+def known_dynamics_row(payload: dict) -> list[str]:
+    """The table row of a known-dynamics benchmark payload (last iteration of each seed)."""
+    last = _last_per_seed(payload["rows"])
+    walked = [r["test_walked"] for r in last if "test_walked" in r]
+    return [
+        payload["bench"], str(len(last)), str(max(r["iteration"] for r in last)),
+        _pm([r["cost_deterministic"] for r in last]), _pm([r["cost_stochastic"] for r in last]),
+        _pm([r["ddp_cost"] for r in last]), _pm([r["cost_deterministic"] / r["ddp_cost"] for r in last]),
+        _pm([r["distance"] for r in last]), _pm(walked) if walked else "–",
+        KNOWN_DYNAMICS_TARGETS.get(payload["bench"], "–"),
+    ]
+
+
 def results_table(folder: str | Path) -> str:
-    """Markdown table over every *.json benchmark file in ``folder`` (sorted by name)."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    """Markdown tables over every *.json benchmark file in ``folder`` (sorted by name): the GPS
+    benchmarks, then (when there are any) the known-dynamics ones, whose rows carry policy costs."""
+    gps = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    known = ["| " + " | ".join(KNOWN_DYNAMICS_COLUMNS) + " |", "|" + "---|" * len(KNOWN_DYNAMICS_COLUMNS)]
     for path in sorted(Path(folder).glob("*.json")):
         payload = json.loads(path.read_text())
         if not {"bench", "rows"} <= set(payload):
             raise ValueError(f"{path}: expected a gps-ros bench JSON file with 'bench' and 'rows', got keys {sorted(payload)}")
-        lines += ["| " + " | ".join(row) + " |" for row in summary_rows(payload)]
-    return "\n".join(lines)
+        if payload["rows"] and "cost_deterministic" in payload["rows"][0]:
+            known.append("| " + " | ".join(known_dynamics_row(payload)) + " |")
+        else:
+            gps += ["| " + " | ".join(row) + " |" for row in summary_rows(payload)]
+    return "\n".join(gps + ([""] + known if len(known) > 2 else []))
 
 
 def update_readme(readme: str | Path, table: str) -> None:

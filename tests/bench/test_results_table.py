@@ -36,3 +36,18 @@ def test_a_foreign_json_file_is_named(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"something": 1}))
     with pytest.raises(ValueError, match=r"other\.json: expected a gps-ros bench JSON file"):
         results_table(tmp_path)
+
+
+def test_known_dynamics_benchmarks_get_their_own_table(tmp_path):
+    def row(seed, iteration, det, dist):
+        return {"seed": seed, "iteration": iteration, "beta": 1.0, "ddp_cost": 5.0, "cost_stochastic": 2 * det,
+                "cost_deterministic": det, "distance": dist, "fell": 0, "ddp_distance": 0.9}
+    rows = [row(0, 1, 9.0, 0.1), row(0, 2, 5.0, 0.5), row(1, 1, 8.0, 0.0), row(1, 2, 6.0, 0.3)]
+    (tmp_path / "vgps-swimmer.json").write_text(json.dumps({"bench": "vgps-swimmer", "rows": rows}))
+    (tmp_path / "mdgps-peg.json").write_text(json.dumps({"bench": "mdgps-peg", "rows": [_row(0, 1, 1.0, 1.0, 0.01)]}))
+    lines = results_table(tmp_path).splitlines()
+    assert lines[2].startswith("| mdgps-peg |") and lines[3] == ""
+    assert lines[4].startswith("| scenario | seeds | iteration | deterministic cost")
+    # last iterations: deterministic 5 and 6 -> 5.5 ± 0.5; / DDP (5): 1.1 ± 0.1; distance 0.4 ± 0.1
+    assert lines[6] == ("| vgps-swimmer | 2 | 2 | 5.500 ± 0.500 | 11.000 ± 1.000 | 5.000 ± 0.000 | 1.100 ± 0.100 | "
+                        "0.400 ± 0.100 | – | deterministic ≤ 1.1 × DDP, forward |")
