@@ -11,9 +11,10 @@
 
 Per iteration, on the training initial states: the average task cost (β = 1, summed over the
 horizon) of the stochastic policy (``stochastic_samples`` noisy rollouts per state) and of the
-deterministic (mean) policy, beside the cost of the initial DDP solution (its mean trajectory), and
-the deterministic policy's forward distance; the walker also counts test initial states walked
-without falling. Targets (issue #7): swimmers: deterministic cost within 10 % of the DDP cost and
+deterministic (mean) policy, beside the cost of the initial DDP solution (its mean trajectory) and
+of the current trajectory distributions q_i (``q_cost``, their means under the model), the policy
+step's final loss, and the deterministic policy's forward distance; the walker also counts test
+initial states walked without falling. Targets (issue #7): swimmers: deterministic cost within 10 % of the DDP cost and
 forward distance > 0; walker: no fall over the horizon from >= 3 of 4 test initial states.
 Cost magnitudes β are ours: the tasks' costs are small numbers (w_u = 1e-5), and q's max-entropy
 action std is about 1/sqrt(2 β w_u), useful near 1; the schedules keep the papers' ratios (VGPS: ÷10
@@ -166,6 +167,7 @@ def _run_seed(scenario: Scenario, seed: int, log: Callable[[str], None]) -> list
     for _ in range(scenario.iterations):
         info = algorithm.iteration()
         row = {"seed": seed, "iteration": info.k, "beta": info.beta, "ddp_cost": ddp_cost,
+               "q_cost": float(np.mean(info.ddp_cost)), "policy_loss": info.policy_loss,
                **evaluate(task, policy, X0, T, scenario.stochastic_samples, rng), "ddp_distance": ddp_distance}
         if X_test is not None:
             row["test_walked"] = len(X_test) - evaluate(task, policy, X_test, T, 0, rng)["fell"]
