@@ -53,7 +53,10 @@ def _pm(values: Sequence[float], percent: bool = False) -> str:
         return "–"
     scale = 100.0 if percent else 1.0
     mean, std = scale * float(np.mean(values)), scale * float(np.std(values))
-    return f"{mean:.0f} ± {std:.0f} %" if percent else f"{mean:.3f} ± {std:.3f}"
+    if percent:
+        return f"{mean:.0f} ± {std:.0f} %"
+    # A diverged policy's cost (1e8) would print as a 13-digit number.
+    return f"{mean:.3g} ± {std:.2g}" if abs(mean) >= 1e4 else f"{mean:.3f} ± {std:.3f}"
 
 
 def _last_per_seed(rows: Sequence[dict]) -> list[dict]:
