@@ -7,8 +7,7 @@ inside the training region (``task.random_condition`` with a held-out seed that 
 training run uses). One report row per iteration holds the samples used so far, final
 distances (mean, std), success rates, the S-step's final loss (summed over its (t, i, j)
 on the full dataset: how well the network fits the local policies), the wall-time split and
-the seeds; progress goes
-to stderr, one line per iteration.
+the seeds; progress goes to stderr, one line per iteration.
 """
 
 from __future__ import annotations

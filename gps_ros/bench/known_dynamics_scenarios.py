@@ -14,8 +14,9 @@ horizon) of the stochastic policy (``stochastic_samples`` noisy rollouts per sta
 deterministic (mean) policy, beside the cost of the initial DDP solution (its mean trajectory) and
 of the current trajectory distributions q_i (``q_cost``, their means under the model), the policy
 step's final loss, and the deterministic policy's forward distance; the walker also counts test
-initial states walked without falling. Targets (issue #7): swimmers: deterministic cost within 10 % of the DDP cost and
-forward distance > 0; walker: no fall over the horizon from >= 3 of 4 test initial states.
+initial states walked without falling. Targets (issue #7): swimmers: deterministic cost within
+10 % of the DDP cost and forward distance > 0; walker: no fall over the horizon from >= 3 of 4
+test initial states.
 Cost magnitudes β are ours: the tasks' costs are small numbers (w_u = 1e-5), and q's max-entropy
 action std is about 1/sqrt(2 β w_u), useful near 1; the schedules keep the papers' ratios (VGPS: ÷10
 over 50 iterations, CGPS: ×10 over 50 iterations).

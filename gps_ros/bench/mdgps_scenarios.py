@@ -115,10 +115,10 @@ MDGPS_PEG = MDGPSConfig(kl_step=2.0, s_step=SStepConfig(iterations=3000, batch_s
 BADMM_PEG = BADMMConfig(kl_step=2.0, s_step=SStepConfig(iterations=3000, batch_size=64))
 # Smaller, capped steps on the point mass: a long step lets the local policies cut the corner
 # into a wall, which their linear models cannot see (measured: success falls to 40-80 % with
-# kl_step 1-2 and steps up to 3). A global policy that misses a start after an S-step drags that
-# start's local policy into the wall with it (the C-step's KL bound is to the global policy), so
-# the S-step gets 6000 Adam steps: on 10 seeds not reported (10-19), all 5 starts at iteration 5
-# in 4 of 10 runs with 2000 steps, 8 of 10 with 6000, 5 of 7 with 12000.
+# kl_step 1-2 and steps up to 3). A start that the global policy misses stays missed (the C-step's
+# KL bound to the global policy holds its local policy at the wall too), so the S-step gets 6000
+# Adam steps: on 10 seeds not reported (10-19), all 5 starts at iteration 5 in 4 of 10 runs with
+# 2000 steps, 8 of 10 with 6000, 5 of 7 with 12000.
 MDGPS_POINTMASS = MDGPSConfig(kl_step=0.5, step_size=StepSizeConfig(min_mult=0.1, max_mult=1.0),
                               s_step=SStepConfig(iterations=6000, batch_size=64))
 QUICK_S_STEP = SStepConfig(iterations=50, batch_size=32)
