@@ -3,8 +3,9 @@
 Each trial: reset the scene (ResetScene service of the sim, or a ResetRequest to the
 operator, blocking until it is acknowledged), send a RunTrial goal, wait for its result
 with a timeout (cancel and retry on timeout, rejection, abort or a trial_id that is not
-the goal's), optionally wait until the recorder confirms the trial is on disk, and
-return the sample. Every wait spins the agent's executor, so the AcknowledgeReset
+the goal's), optionally (wait_for_recorder) require a recorder on the graph before the
+trial and its confirmation that the trial is on disk complete after it (retry when it
+does not come), and return the sample. Every wait spins the agent's executor, so the AcknowledgeReset
 service it serves answers while it blocks.
 """
 
@@ -33,7 +34,14 @@ from gps_ros.ros.conversions import (
     neural_to_msg,
     sample_from_msg,
 )
-from gps_ros.ros.interfaces import ACKNOWLEDGE_RESET, RECORDED_SAMPLES, RESET_REQUEST, RESET_SCENE, RUN_TRIAL
+from gps_ros.ros.interfaces import (
+    ACKNOWLEDGE_RESET,
+    RECORDED_SAMPLES,
+    RESET_REQUEST,
+    RESET_SCENE,
+    RUN_TRIAL,
+    TRIAL_STEPS,
+)
 
 RESET_MODES = ("sim", "manual", "none")
 _NOT_NETWORK = ("normalization.shift", "normalization.scale", "covariance")
@@ -51,8 +59,9 @@ class RosAgentConfig:
     reset: "sim" (ResetScene service), "manual" (ResetRequest + acknowledgement) or "none".
     server_timeout: s to wait for the controller / reset service and for goal acceptance;
     trial_timeout: s to wait for a trial's result (None: 3 T dt + 10); retries: extra
-    attempts after a failed one; wait_for_recorder / recorder_timeout: wait (s) for the
-    recorder's Sample with the trial id; reset_timeout: s for the sim reset;
+    attempts after a failed one; wait_for_recorder: a trial is used only once the recorder
+    confirms it is on disk complete (and none starts while no recorder is on the graph);
+    recorder_timeout: s to wait for that confirmation; reset_timeout: s for the sim reset;
     manual_timeout: s for the operator (None: wait forever); terminal: Enter on stdin
     also acknowledges; condition_instruction / random_instruction: operator text
     (``{condition}`` is replaced); noise_smoothing / noise_renorm: how noise is drawn when
@@ -250,15 +259,15 @@ class RosAgent(Agent):
             goal.trial_id = self.next_trial_id
             self.next_trial_id += 1
             try:
+                if self.config.wait_for_recorder:
+                    self._require_recorder()
                 goal.target_position, goal.start_stamp = self._reset(condition, reset_seed)
                 record = self._attempt(goal)
+                if self.config.wait_for_recorder:
+                    # the controller finished the trial, but unless the same sample is on disk it is run again
+                    self._require_recorded(record.trial_id)
             except TrialFailed as err:
                 failures.append(f"trial {goal.trial_id}: {err}")
-                self.node.get_logger().warning(f"attempt {attempt + 1}/{self.config.retries + 1} failed: {failures[-1]}")
-                continue
-            if self.config.wait_for_recorder and not self._wait_recorded(record.trial_id):
-                # the controller finished the trial, but what is on disk is not the sample: run it again
-                failures.append(f"trial {goal.trial_id}: the recorder wrote it incomplete")
                 self.node.get_logger().warning(f"attempt {attempt + 1}/{self.config.retries + 1} failed: {failures[-1]}")
                 continue
             return record
@@ -302,15 +311,26 @@ class RosAgent(Agent):
     def _on_recorded(self, msg) -> None:
         self.recorded[int(msg.trial_id)] = msg.status == msg.STATUS_COMPLETE
 
-    def _wait_recorded(self, trial_id: int) -> bool:
-        """False when the recorder reports the trial incomplete (missing or mismatched steps);
-        True when complete, or unconfirmed within recorder_timeout (used, with a warning)."""
+    def _require_recorder(self) -> None:
+        """A trial whose steps nobody records would be used but never reach the disk (a lock-step
+        trial takes a fraction of a second, less than a late recorder needs to be discovered)."""
+        cfg = self.config
+
+        def present() -> bool:
+            return self.node.count_subscribers(TRIAL_STEPS) > 0 and self.node.count_publishers(RECORDED_SAMPLES) > 0
+
+        if not self._spin_until(present, cfg.server_timeout):
+            raise TrialFailed(
+                f"no recorder (subscriber of {self.node.resolve_topic_name(TRIAL_STEPS)} and publisher of "
+                f"{self.node.resolve_topic_name(RECORDED_SAMPLES)}) within {cfg.server_timeout:g} s; "
+                "start the recorder node or set wait_for_recorder:=false")
+
+    def _require_recorded(self, trial_id: int) -> None:
+        """Raises TrialFailed unless the recorder reports the trial on disk complete within recorder_timeout."""
         if not self._spin_until(lambda: trial_id in self.recorded, self.config.recorder_timeout):
-            self.node.get_logger().warning(
-                f"trial {trial_id}: the recorder did not confirm it within {self.config.recorder_timeout:g} s; "
-                "the sample is used but may not be on disk")
-            return True
-        return self.recorded[trial_id]
+            raise TrialFailed(f"the recorder did not confirm it within {self.config.recorder_timeout:g} s")
+        if not self.recorded[trial_id]:
+            raise TrialFailed("the recorder wrote it incomplete")
 
     # --- resets ---------------------------------------------------------------------------
 

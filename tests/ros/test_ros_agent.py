@@ -251,6 +251,34 @@ def test_a_trial_the_recorder_wrote_incomplete_is_run_again(ros, tmp_path):
     np.testing.assert_array_equal(records[2].sample.X[0], batch.X[0])  # the sample used is the one on disk
 
 
+def test_no_trial_starts_while_no_recorder_is_on_the_graph(ros):
+    robot = FakeRobot(ros, "agent_n").start()
+    agent = _agent(ros, "agent_n", reset="sim", wait_for_recorder=True, server_timeout=1.0, retries=1)
+    with pytest.raises(RuntimeError, match=r"no recorder \(subscriber of /agent_n/trial_steps .*wait_for_recorder:=false"):
+        agent.sample(_policy(), condition=0, seed=0)
+    robot.stop()
+    assert robot.events == []
+
+
+def test_a_trial_the_recorder_does_not_confirm_is_not_used(ros):
+    from gps_ros.msg import Sample, TrialStep
+    from gps_ros.ros.interfaces import RECORDED_SAMPLES, TRIAL_STEPS
+
+    robot = FakeRobot(ros, "agent_m", stream_steps=True)
+    # on the graph like a recorder, but it never confirms a trial
+    silent = ros.create_node("silent_recorder", namespace="agent_m")
+    silent.create_subscription(TrialStep, TRIAL_STEPS, lambda _: None, 100)
+    silent.create_publisher(Sample, RECORDED_SAMPLES, 10)
+    robot.add(silent)
+    robot.start()
+    agent = _agent(ros, "agent_m", reset="none", wait_for_recorder=True, recorder_timeout=0.5, retries=1)
+    with pytest.raises(RuntimeError, match=r"trial failed after 2 attempts: trial 1: the recorder did not confirm it "
+                                           r"within 0.5 s; trial 2: the recorder did not confirm"):
+        agent.sample(_policy(), condition=0, seed=0)
+    robot.stop()
+    assert [e for e in robot.events if e[0] == "goal"] == [("goal", 1), ("goal", 2)]
+
+
 def test_bad_input_raises_before_any_reset_or_goal(ros):
     robot = FakeRobot(ros, "agent_f").start()
     agent = _agent(ros, "agent_f", reset="sim")
