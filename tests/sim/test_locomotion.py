@@ -9,7 +9,7 @@ import pytest
 from gps_ros.core.costs.base import Cost
 from gps_ros.core.samples import SampleBatch
 from gps_ros.sim.gait import demonstration
-from gps_ros.sim.locomotion import LocomotionCost, swimmer_task, walker_task
+from gps_ros.sim.locomotion import CentreOfMassVelocity, LocomotionCost, swimmer_task, walker_task
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,57 @@ def test_cost_value_and_derivatives_match_finite_differences(cost):
     np.testing.assert_allclose(exp.lxx[0, 1], hess[:dX, :dX], atol=1e-5)
     np.testing.assert_allclose(exp.luu[0, 1], hess[dX:, dX:], atol=1e-5)
     np.testing.assert_allclose(exp.lux[0, 1], hess[dX:, :dX], atol=1e-5)
+
+
+def _com_x(model, qpos):
+    import mujoco
+
+    data = mujoco.MjData(model)
+    data.qpos[:] = qpos
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_comPos(model, data)
+    return data.subtree_com[1, 0]
+
+
+def test_centre_of_mass_velocity_is_the_rate_of_the_centre_of_mass_and_its_cost_gradient_exact(swimmer):
+    """v against the centre of mass moved along qvel (central differences of mj_comPos's
+    subtree_com, not the Jacobian); the cost's lx against finite differences of its l, and
+    lxx the Gauss-Newton 2 w_v ∇v ∇vᵀ with ∇v from finite differences of v."""
+    model, nq = swimmer.model, swimmer.model.nq
+    feature = CentreOfMassVelocity(model)
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.uniform(-1.0, 1.0, (2, 3, nq)), rng.standard_normal((2, 3, nq))], axis=-1)
+    v, grad = feature.value_and_gradient(X)
+    h = 1e-6
+    direct = [(_com_x(model, x[:nq] + h * x[nq:]) - _com_x(model, x[:nq] - h * x[nq:])) / (2 * h) for x in X.reshape(-1, 2 * nq)]
+    np.testing.assert_allclose(v.ravel(), direct, atol=1e-7)
+    eye = np.eye(2 * nq)
+    fd_grad = np.array([(feature.value_and_gradient(X[0, 1] + 1e-5 * e)[0] - feature.value_and_gradient(X[0, 1] - 1e-5 * e)[0])
+                        / 2e-5 for e in eye])
+    np.testing.assert_allclose(grad[0, 1], fd_grad, atol=1e-6)
+
+    cost = LocomotionCost(w_u=0.3, com_velocity=feature, target_velocity=0.2, w_v=2.0)
+    U = rng.standard_normal((2, 3, 2))
+    exp = cost.expand(SampleBatch(X, U))
+    np.testing.assert_allclose(exp.l, 0.3 * (U**2).sum(-1) + 2.0 * (v - 0.2) ** 2, rtol=1e-12)
+
+    def l_of(x):
+        Xp = X.copy()
+        Xp[0, 1] = x
+        return cost.expand(SampleBatch(Xp, U)).l[0, 1]
+
+    lx = np.array([(l_of(X[0, 1] + 1e-5 * e) - l_of(X[0, 1] - 1e-5 * e)) / 2e-5 for e in eye])
+    np.testing.assert_allclose(exp.lx[0, 1], lx, atol=1e-5)
+    np.testing.assert_allclose(exp.lxx[0, 1], 4.0 * np.outer(fd_grad, fd_grad), atol=1e-5)
+
+
+def test_undulating_gait_moves_the_centre_of_mass_steadily_but_sways_the_head(swimmer):
+    """Why the swimmer's cost is on the centre of mass: under the sinusoidal gait the head's
+    forward velocity swings several times more within a stroke than the centre of mass's."""
+    X = swimmer.rollout(swimmer.rest_state, sinusoidal_gait(swimmer))[40:]  # past the start-up
+    com, _ = CentreOfMassVelocity(swimmer.model).value_and_gradient(X)
+    head = X[:, swimmer.model.nq]
+    assert com.mean() > 0.1 and head.std() > 5 * com.std()
 
 
 def test_sinusoidal_gait_swims_forward(swimmer):
@@ -134,6 +185,10 @@ def test_hidden_root_coordinates_change_neither_dynamics_nor_cost(name, request)
     (lambda: LocomotionCost(w_u=1.0, velocity_index=12, target_velocity=0.0).expand(
         SampleBatch(np.zeros((1, 2, 10)), np.zeros((1, 2, 2)))), "velocity_index"),
     (lambda: demonstration(walker_task(), np.zeros(17)), "x0"),
+    (lambda: LocomotionCost(w_u=1.0, velocity_index=0, com_velocity=CentreOfMassVelocity(swimmer_task().model),
+                            target_velocity=0.0), "com_velocity"),
+    (lambda: replace(walker_task(), cost=swimmer_task().cost), "cost.com_velocity: expected a model with state size 18"),
+    (lambda: CentreOfMassVelocity(swimmer_task().model, body=0), "body"),
     (lambda: demonstration(swimmer_task(), np.zeros(10)), "task.model"),
 ])
 def test_bad_input_names_the_field(make, field):
