@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gps_ros.core.costs.base import Cost, CostExpansion, expand_around
+from gps_ros.core.costs.base import Cost, CostExpansion, expand_around, value_around
 from gps_ros.core.dynamics import LinearGaussianDynamics
 from gps_ros.core.gaussian import chol_inverse
 from gps_ros.core.kl_lqr import backward_pass, homogeneous_cost, homogeneous_dynamics
@@ -240,6 +240,14 @@ class _Objective:
         extra = self._checked("extra", self.extra(X, U))
         return task, extra, J + float(extra.l.sum())
 
+    def value(self, X: np.ndarray, U: np.ndarray) -> float:
+        """The objective alone (what __call__ returns as J), without the cost's derivatives."""
+        l = check_array("cost.l", value_around(self.cost, X, U, state_slices=self.state_slices), self.shapes["l"])
+        J = self.weight * float(l.sum())
+        if self.extra is None:
+            return J
+        return J + float(check_array("extra.l", self.extra(X, U).l, self.shapes["l"]).sum())
+
     def _checked(self, name: str, expansion: CostExpansion) -> CostExpansion:
         return CostExpansion(*(check_array(f"{name}.{field}", getattr(expansion, field), shape)
                                for field, shape in self.shapes.items()))
@@ -290,10 +298,11 @@ def _line_search(model, objective, x0, X, U, Kh, J, settings):
             if t + 1 < U.shape[0]:
                 x = model.step(x, U_new[t])
         if np.all(np.isfinite(X_new)) and np.all(np.isfinite(U_new)):
-            task, extra, J_new = objective(X_new, U_new)
+            J_new = objective.value(X_new, U_new)
             if alpha == 1.0:
                 J_full = J_new
             if J_new < J:
+                task, extra, J_new = objective(X_new, U_new)
                 return (X_new, U_new, task, extra, J_new), J_full
         alpha *= settings.alpha_factor
     return None, J_full

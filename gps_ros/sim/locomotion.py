@@ -63,6 +63,13 @@ class CentreOfMassVelocity:
         mujoco.mj_jacSubtreeCom(self.model, self._data, self._jac, self.body)
         return self._jac[0].copy()
 
+    def value(self, X: np.ndarray) -> np.ndarray:
+        """X [..., dX] -> v [...]."""
+        X = check_array("X", X, (None,) * (np.ndim(X) - 1) + (self.dX,))
+        nq = self.model.nq
+        flat = X.reshape(-1, self.dX)
+        return np.array([self._jacobian_row(x[:nq]) @ x[nq:] for x in flat]).reshape(X.shape[:-1])
+
     def value_and_gradient(self, X: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
         """X [..., dX] -> v [...] and dv/dx [..., dX]: the qvel part is J's row, the qpos part
         d(J(q)[0] · qvel)/dq by central differences of the Jacobian."""
@@ -85,6 +92,9 @@ class _StateEntry:
 
     def __init__(self, index: int) -> None:
         self.index = index
+
+    def value(self, X: np.ndarray) -> np.ndarray:
+        return X[..., self.index]
 
     def value_and_gradient(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         grad = np.zeros_like(X)
@@ -125,17 +135,19 @@ class LocomotionCost:
                              f"{type(self.com_velocity).__name__} with velocity_index {self.velocity_index!r}")
         object.__setattr__(self, "height_index", _check_index("height_index", self.height_index, optional=True))
 
+    def value(self, samples: SampleBatch) -> np.ndarray:
+        """l [N, T] without the derivatives (for line searches: the centre of mass's are dear)."""
+        l = self.w_u * np.sum(samples.U**2, axis=-1)
+        for feature, target, weight in self._terms(samples.dX):
+            l = l + weight * (feature.value(samples.X) - target) ** 2
+        return l
+
     def expand(self, samples: SampleBatch) -> CostExpansion:
         """Expansion ``[N, T, ...]`` at the samples' states and actions."""
         N, T, dX, dU = samples.N, samples.T, samples.dX, samples.dU
-        self.check_state_size(dX, "")
-        velocity = self.com_velocity if self.com_velocity is not None else _StateEntry(self.velocity_index)
-        terms = [(velocity, self.target_velocity, self.w_v)]
-        if self.height_index is not None:
-            terms.append((_StateEntry(self.height_index), self.target_height, self.w_h))
         out = CostExpansion.zeros(N, T, dX, dU)
         l = self.w_u * np.sum(samples.U**2, axis=-1)
-        for feature, target, weight in terms:
+        for feature, target, weight in self._terms(dX):
             value, grad = feature.value_and_gradient(samples.X)
             err = value - target
             l = l + weight * err**2
@@ -143,6 +155,15 @@ class LocomotionCost:
             out.lxx[:] += 2.0 * weight * grad[..., :, None] * grad[..., None, :]
         luu = np.broadcast_to(2.0 * self.w_u * np.eye(dU), (N, T, dU, dU)).copy()
         return CostExpansion(l, out.lx, 2.0 * self.w_u * samples.U, out.lxx, luu, out.lux)
+
+    def _terms(self, dX: int) -> list[tuple[CentreOfMassVelocity | _StateEntry, float, float]]:
+        """(feature, target, weight) of the state terms, after checking they fit a dX-sized state."""
+        self.check_state_size(dX, "")
+        velocity = self.com_velocity if self.com_velocity is not None else _StateEntry(self.velocity_index)
+        terms = [(velocity, self.target_velocity, self.w_v)]
+        if self.height_index is not None:
+            terms.append((_StateEntry(self.height_index), self.target_height, self.w_h))
+        return terms
 
     def check_state_size(self, dX: int, prefix: str) -> None:
         """Raises ValueError naming ``prefix`` + the field when the cost does not fit a dX-sized state."""

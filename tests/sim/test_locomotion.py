@@ -47,6 +47,7 @@ def test_cost_value_and_derivatives_match_finite_differences(cost):
     if cost.height_index is not None:
         direct += cost.w_h * (X[..., cost.height_index] - cost.target_height) ** 2
     np.testing.assert_allclose(exp.l, direct, rtol=1e-12)
+    np.testing.assert_allclose(cost.value(SampleBatch(X, U)), direct, rtol=1e-12)
 
     def l_of(z):  # z: [dX + dU] for sample 0, step 1
         Xp, Up = X.copy(), U.copy()
@@ -95,6 +96,7 @@ def test_centre_of_mass_velocity_is_the_rate_of_the_centre_of_mass_and_its_cost_
     U = rng.standard_normal((2, 3, 2))
     exp = cost.expand(SampleBatch(X, U))
     np.testing.assert_allclose(exp.l, 0.3 * (U**2).sum(-1) + 2.0 * (v - 0.2) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(cost.value(SampleBatch(X, U)), exp.l, rtol=1e-12)  # the line searches' value
 
     def l_of(x):
         Xp = X.copy()

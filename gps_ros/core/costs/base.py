@@ -47,7 +47,8 @@ class CostExpansion:
 
 @runtime_checkable
 class Cost(Protocol):
-    """A trajectory cost: value and derivatives at every step of every sample."""
+    """A trajectory cost: value and derivatives at every step of every sample. A cost whose
+    derivatives are dear may also offer ``value(samples) -> l [N, T]`` (see value_around)."""
 
     def expand(self, samples: SampleBatch) -> CostExpansion:
         """Expansion ``[N, T, ...]`` at the samples' states and actions."""
@@ -67,7 +68,26 @@ def expand_around(
     ``"ee_point_jacobians": [T, dP, dX]``); state_slices: the state layout the cost's
     named slices refer to. Returns an expansion with N = 1.
     """
+    return cost.expand(_one_trajectory(x_mean, u_mean, extras, state_slices))
+
+
+def value_around(
+    cost: Cost,
+    x_mean: np.ndarray,
+    u_mean: np.ndarray,
+    extras: Mapping[str, np.ndarray] | None = None,
+    state_slices: Mapping[str, slice] | None = None,
+) -> np.ndarray:
+    """l [1, T] of ``cost`` along one trajectory (arguments as expand_around): ``cost.value`` when
+    the cost offers one (its derivatives are dear), else its expansion's l. A line search that
+    rejects most candidates needs only this."""
+    samples = _one_trajectory(x_mean, u_mean, extras, state_slices)
+    value = getattr(cost, "value", None)
+    return value(samples) if value is not None else cost.expand(samples).l
+
+
+def _one_trajectory(x_mean, u_mean, extras, state_slices) -> SampleBatch:
     x = check_array("x_mean", x_mean, (None, None))
     u = check_array("u_mean", u_mean, (x.shape[0], None))
     batch_extras = {key: np.asarray(val)[None] for key, val in (extras or {}).items()}
-    return cost.expand(SampleBatch(x[None], u[None], state_slices=state_slices or {}, extras=batch_extras))
+    return SampleBatch(x[None], u[None], state_slices=state_slices or {}, extras=batch_extras)
