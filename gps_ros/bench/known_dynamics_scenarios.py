@@ -65,6 +65,13 @@ class Scenario:
 # Alg. 2's K/A update warm-starts from the previous q, where the paper finds two passes enough.
 _COVARIANCE = CovarianceUpdateSettings(max_inner_iterations=10, max_outer_iterations=3, tolerance=1e-6)
 
+# The CGPS swimmer (seed 0, 4 states, 20 iterations) starts at β 1e3, not 1e4, and with λ_t = 0.01:
+# at β 1e4 the K/A update hit a singular A at iteration 3; at 1e3 with λ_t = 1 the policy collapsed
+# (cost 13.4, 0.15 m backwards at iteration 20). The initial I-projection (unit weights) is ruled by
+# the few steps where q's action covariance is tiny (eigenvalues down to 1e-5): π starts nearly
+# deterministic (σ 0.008) and not swimming (cost 8.4-9.2), and λ_t = 1 pulls q onto it (q's cost
+# 0.35 -> 23 in one step); from λ_t = 0.01 the dual ascent raises λ_t where π and q disagree
+# (cost 1.1, 1.16 m forward at iteration 20).
 SETTINGS = {
     "vgps-swimmer": Scenario(
         "vgps-swimmer", "vgps", swimmer_task, hidden=5, conditions=4, iterations=50,
@@ -78,11 +85,11 @@ SETTINGS = {
     "cgps-swimmer": Scenario(
         "cgps-swimmer", "cgps", swimmer_task, hidden=5, conditions=4, iterations=20,
         config=CGPSConfig(
-            schedule=CostSchedule(1e4, 1e5, 50),
+            schedule=CostSchedule(1e3, 1e4, 50),
             initial_ddp=ILQGSettings(max_iterations=60),
             trajectory=CGPSTrajectorySettings(ddp=ILQGSettings(max_iterations=5, initial_state_cov=1e-6),
                                               covariance=_COVARIANCE),
-            lambda_init=1.0, dual_step=2.0, fit_samples=10, linearization_samples=10,
+            lambda_init=0.01, dual_step=2.0, fit_samples=10, linearization_samples=10,
         ),
     ),
     "cgps-walker": Scenario(
