@@ -288,9 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.signals import SignalHandlerOptions
 
     # Ctrl-C arrives as KeyboardInterrupt with the context still valid, so the open trials
-    # can be written and their samples published before shutting down.
+    # can be written and their samples published before shutting down. SIGINT's handler is set
+    # here too: a process started from a background job inherits SIGINT ignored, and Python then
+    # installs none of its own (seen: the recorder of a test run by `cmd &` never stopped).
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     node = create_recorder()
     try:
         rclpy.spin(node)

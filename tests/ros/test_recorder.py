@@ -205,9 +205,11 @@ def test_sigint_writes_the_open_trial_before_the_recorder_exits(tmp_path):
     from gps_ros.ros.interfaces import TRIAL_STEPS
     from gps_ros.ros.mcap_io import read_samples
 
+    # started with SIGINT ignored, as a background job's children are: the recorder must still stop on it
     proc = subprocess.Popen([sys.executable, "-m", "gps_ros.cli", "node", "recorder", "--ros-args", "-r", "__ns:=/rec_sigint",
                              "-p", f"output_dir:={tmp_path}", "-p", "step_timeout:=600.0"],
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     rclpy.init()
     try:
         node = rclpy.create_node("stand_in", namespace="rec_sigint")
@@ -219,7 +221,11 @@ def test_sigint_writes_the_open_trial_before_the_recorder_exits(tmp_path):
             pub.publish(_step(31, t, 5, data))
         assert pub.wait_for_all_acked()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate()
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("the recorder did not stop on SIGINT")
         node.destroy_node()
     finally:
         rclpy.try_shutdown()
