@@ -180,6 +180,35 @@ def test_pendulum_reaches_shooting_optimum_monotonically():
     assert np.abs(_shooting_cost_and_grad(model, cost, x0, res.U)[1]).max() < 1e-4
 
 
+class _CountingCost:
+    """A cost with a cheap ``value``; counts how often each path is taken."""
+
+    def __init__(self, cost) -> None:
+        self.cost, self.expansions, self.values = cost, 0, 0
+
+    def expand(self, samples):
+        self.expansions += 1
+        return self.cost.expand(samples)
+
+    def value(self, samples):
+        self.values += 1
+        return self.cost.expand(samples).l
+
+
+def test_line_search_expands_only_the_accepted_candidates():
+    """Candidates are judged by the cost's value; only the start and each accepted step are expanded,
+    and the result is the one the expansion-only cost gives."""
+    model = Pendulum()
+    cost = QuadraticStateCost(np.diag([2.0, 0.1]), np.array([[0.05]]), np.array([np.pi, 0.0]))  # swing-up
+    counting = _CountingCost(cost)
+    x0, U0 = np.array([0.0, 0.0]), np.zeros((60, 1))
+    res = ilqg(model, counting, x0, U0, ILQGSettings(tolerance=1e-9))
+    assert counting.values > res.iterations  # some candidates were rejected ...
+    assert counting.expansions == 1 + res.iterations  # ... and not expanded
+    plain = ilqg(model, cost, x0, U0, ILQGSettings(tolerance=1e-9))
+    np.testing.assert_allclose(res.U, plain.U, rtol=0, atol=0)
+
+
 def test_bad_inputs_name_the_field():
     _, system, cost, x0 = _linear_problem()
     model = LinearModel(system)
