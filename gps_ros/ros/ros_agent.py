@@ -5,8 +5,8 @@ operator, blocking until it is acknowledged), send a RunTrial goal, wait for its
 with a timeout (cancel and retry on timeout, rejection, abort or a trial_id that is not
 the goal's), optionally (wait_for_recorder) require a recorder on the graph before the
 trial and its confirmation that the trial is on disk complete after it (retry when it
-does not come), and return the sample. Every wait spins the agent's executor, so the AcknowledgeReset
-service it serves answers while it blocks.
+does not come), and return the sample. Every wait spins the agent's executor, so the
+AcknowledgeReset service it serves answers while it blocks.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def declare_agent_parameters(node, T: int, dX: int, dU: int, dO: int) -> RosAgen
         "dt": "seconds per control step", "reset": "scene reset: sim | manual | none",
         "server_timeout": "s to wait for the controller / reset service and goal acceptance",
         "trial_timeout": "s to wait for a trial's result; 0 = 3 T dt + 10",
-        "retries": "extra attempts after a failed trial", "wait_for_recorder": "wait until the recorder has the trial on disk",
+        "retries": "extra attempts after a failed trial", "wait_for_recorder": "use a trial only once the recorder confirms it on disk; start none without a recorder",
         "recorder_timeout": "s to wait for the recorder", "reset_timeout": "s to wait for the sim reset",
         "manual_timeout": "s to wait for the operator; 0 = forever", "terminal": "Enter on the terminal acknowledges a reset",
         "condition_instruction": "operator text for a condition ({condition} is replaced)",

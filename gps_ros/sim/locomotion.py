@@ -3,8 +3,8 @@
 Cost (variational GPS Sec. 5, constrained GPS Sec. 4):
     l(x, u) = w_u |u|^2 + w_v (v_x - v_x*)^2 + w_h (p_y - p_y*)^2,
 with p_y the root's height (the walker's torso; the swimmer has no height term) and v_x the
-forward velocity of the walker's root, of the swimmer's centre of mass. The state is MuJoCo's x = [qpos; qvel] (see
-``gps_ros.sim.known_model``).
+forward velocity of the walker's root, of the swimmer's centre of mass. The state is MuJoCo's
+x = [qpos; qvel] (see ``gps_ros.sim.known_model``).
 """
 
 from __future__ import annotations
