@@ -23,7 +23,7 @@ import numpy as np
 
 from gps_ros.algorithms.variational_gps import CostSchedule, initial_ddp, sample_marginals
 from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, cgps_trajectory_step, dual_update
-from gps_ros.core.costs.base import Cost, expand_around
+from gps_ros.core.costs.base import Cost, value_around
 from gps_ros.core.dynamics import InitialStateDistribution
 from gps_ros.core.ilqg import ILQGSettings
 from gps_ros.core.known_model import DynamicsModel
@@ -161,7 +161,7 @@ class ConstrainedGPS:
         kl = np.stack([sampled_policy_kl(self.policy, s.q, X[i]) for i, s in enumerate(self.trajectories)])
         self.lam = np.stack([dual_update(lam, d, self.config.kl_target, self.config.dual_step) for lam, d in zip(self.lam, kl)])
         ddp_cost = np.array([
-            expand_around(self.cost, s.X, s.U, state_slices=self.state_slices).l.sum() for s in self.trajectories
+            value_around(self.cost, s.X, s.U, state_slices=self.state_slices).sum() for s in self.trajectories
         ])
         return CGPSIteration(self.k, beta, loss, kl, self.lam.copy(), ddp_cost)
 

@@ -34,7 +34,7 @@ from gps_ros.algorithms.constrained_gps import CGPSConfig, ConstrainedGPS
 from gps_ros.algorithms.variational_gps import CostSchedule, VariationalGPS, VGPSConfig
 from gps_ros.bench.report import BenchOptions, BenchReport, PlotSpec
 from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, CovarianceUpdateSettings
-from gps_ros.core.costs.base import expand_around
+from gps_ros.core.costs.base import value_around
 from gps_ros.core.ilqg import ILQGSettings
 from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
 from gps_ros.policies.threads import torch_threads
@@ -137,7 +137,7 @@ def policy_rollout(task: LocomotionTask, policy: SoftplusPolicy, x0: np.ndarray,
 
 
 def trajectory_cost(task: LocomotionTask, X: np.ndarray, U: np.ndarray) -> float:
-    return float(expand_around(task.cost, X, U, state_slices=task.state_slices).l.sum())
+    return float(value_around(task.cost, X, U, state_slices=task.state_slices).sum())
 
 
 def evaluate(task: LocomotionTask, policy: SoftplusPolicy, X0: np.ndarray, T: int, stochastic_samples: int,

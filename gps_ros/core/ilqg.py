@@ -243,7 +243,7 @@ class _Objective:
     def value(self, X: np.ndarray, U: np.ndarray) -> float:
         """The objective alone (what __call__ returns as J), without the cost's derivatives."""
         l = check_array("cost.l", value_around(self.cost, X, U, state_slices=self.state_slices), self.shapes["l"])
-        J = self.weight * float(l.sum())
+        J = float((self.weight * l).sum())  # the same arithmetic as __call__, so an accepted J stays below
         if self.extra is None:
             return J
         return J + float(check_array("extra.l", self.extra(X, U).l, self.shapes["l"]).sum())

@@ -57,11 +57,13 @@ class RosAgentConfig:
     observation_sensors: the sensor names the controller assembles x and o from.
 
     reset: "sim" (ResetScene service), "manual" (ResetRequest + acknowledgement) or "none".
-    server_timeout: s to wait for the controller / reset service and for goal acceptance;
+    server_timeout: s to wait for the controller / reset service, for goal acceptance and for a
+    recorder on the graph (wait_for_recorder);
     trial_timeout: s to wait for a trial's result (None: 3 T dt + 10); retries: extra
     attempts after a failed one; wait_for_recorder: a trial is used only once the recorder
     confirms it is on disk complete (and none starts while no recorder is on the graph);
-    recorder_timeout: s to wait for that confirmation; reset_timeout: s for the sim reset;
+    recorder_timeout: s to wait for that confirmation (a trial confirmed later is on disk
+    but not used); reset_timeout: s for the sim reset;
     manual_timeout: s for the operator (None: wait forever); terminal: Enter on stdin
     also acknowledges; condition_instruction / random_instruction: operator text
     (``{condition}`` is replaced); noise_smoothing / noise_renorm: how noise is drawn when
@@ -118,7 +120,7 @@ def declare_agent_parameters(node, T: int, dX: int, dU: int, dO: int) -> RosAgen
     defaults = RosAgentConfig(T, dX, dU, dO)
     docs = {
         "dt": "seconds per control step", "reset": "scene reset: sim | manual | none",
-        "server_timeout": "s to wait for the controller / reset service and goal acceptance",
+        "server_timeout": "s to wait for the controller / reset service, goal acceptance and a recorder on the graph",
         "trial_timeout": "s to wait for a trial's result; 0 = 3 T dt + 10",
         "retries": "extra attempts after a failed trial", "wait_for_recorder": "use a trial only once the recorder confirms it on disk; start none without a recorder",
         "recorder_timeout": "s to wait for the recorder", "reset_timeout": "s to wait for the sim reset",

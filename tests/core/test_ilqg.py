@@ -203,7 +203,7 @@ def test_line_search_expands_only_the_accepted_candidates():
     counting = _CountingCost(cost)
     x0, U0 = np.array([0.0, 0.0]), np.zeros((60, 1))
     res = ilqg(model, counting, x0, U0, ILQGSettings(tolerance=1e-9))
-    assert counting.values > res.iterations  # some candidates were rejected ...
+    assert counting.values > res.iterations  # some candidates were rejected (if only by the last line search) ...
     assert counting.expansions == 1 + res.iterations  # ... and not expanded
     plain = ilqg(model, cost, x0, U0, ILQGSettings(tolerance=1e-9))
     np.testing.assert_allclose(res.U, plain.U, rtol=0, atol=0)

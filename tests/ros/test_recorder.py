@@ -205,11 +205,11 @@ def test_sigint_writes_the_open_trial_before_the_recorder_exits(tmp_path):
     from gps_ros.ros.interfaces import TRIAL_STEPS
     from gps_ros.ros.mcap_io import read_samples
 
-    # started with SIGINT ignored, as a background job's children are: the recorder must still stop on it
-    proc = subprocess.Popen([sys.executable, "-m", "gps_ros.cli", "node", "recorder", "--ros-args", "-r", "__ns:=/rec_sigint",
+    # started with SIGINT ignored (the shell's trap), as a background job's children are: the recorder must still stop on it
+    proc = subprocess.Popen(["sh", "-c", "trap '' INT; exec \"$@\"", "sh",
+                             sys.executable, "-m", "gps_ros.cli", "node", "recorder", "--ros-args", "-r", "__ns:=/rec_sigint",
                              "-p", f"output_dir:={tmp_path}", "-p", "step_timeout:=600.0"],
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     rclpy.init()
     try:
         node = rclpy.create_node("stand_in", namespace="rec_sigint")
