@@ -63,19 +63,22 @@ class CentreOfMassVelocity:
         mujoco.mj_jacSubtreeCom(self.model, self._data, self._jac, self.body)
         return self._jac[0].copy()
 
+    def _flat_states(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """X [..., dX] checked, and its states as rows [n, dX]."""
+        X = check_array("X", X, (None,) * (np.ndim(X) - 1) + (self.dX,))
+        return X, X.reshape(-1, self.dX)
+
     def value(self, X: np.ndarray) -> np.ndarray:
         """X [..., dX] -> v [...]."""
-        X = check_array("X", X, (None,) * (np.ndim(X) - 1) + (self.dX,))
+        X, flat = self._flat_states(X)
         nq = self.model.nq
-        flat = X.reshape(-1, self.dX)
         return np.array([self._jacobian_row(x[:nq]) @ x[nq:] for x in flat]).reshape(X.shape[:-1])
 
     def value_and_gradient(self, X: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
         """X [..., dX] -> v [...] and dv/dx [..., dX]: the qvel part is J's row, the qpos part
         d(J(q)[0] · qvel)/dq by central differences of the Jacobian."""
-        X = check_array("X", X, (None,) * (np.ndim(X) - 1) + (self.dX,))
+        X, flat = self._flat_states(X)
         nq = self.model.nq
-        flat = X.reshape(-1, self.dX)
         v, grad = np.empty(len(flat)), np.empty_like(flat)
         steps = eps * np.eye(nq)
         for i, x in enumerate(flat):
