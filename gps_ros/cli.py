@@ -31,6 +31,7 @@ BENCHMARKS = {
     "vgps-swimmer": "gps_ros.bench.known_dynamics_scenarios",
     "cgps-swimmer": "gps_ros.bench.known_dynamics_scenarios",
     "cgps-walker": "gps_ros.bench.known_dynamics_scenarios",
+    "swimmer-direct-search": "gps_ros.bench.known_dynamics_scenarios",
 }
 
 

@@ -48,6 +48,7 @@ KNOWN_DYNAMICS_TARGETS = {
     "vgps-swimmer": "deterministic ≤ 1.1 × DDP, forward",
     "cgps-swimmer": "deterministic ≤ 1.1 × DDP, forward",
     "cgps-walker": "≥ 3 of 4 test states walked",
+    "swimmer-direct-search": "– (reference: CMA-ES on the policy's weights, not GPS)",
 }
 
 
@@ -91,7 +92,7 @@ def known_dynamics_row(payload: dict) -> list[str]:
     walked = [r["test_walked"] for r in last if "test_walked" in r]
     return [
         payload["bench"], str(len(last)), str(max(r["iteration"] for r in last)),
-        _pm([r["cost_deterministic"] for r in last]), _pm([r["cost_stochastic"] for r in last]),
+        _pm([r["cost_deterministic"] for r in last]), _pm([r["cost_stochastic"] for r in last if "cost_stochastic" in r]),
         _pm([r["ddp_cost"] for r in last]), _pm([r["cost_deterministic"] / r["ddp_cost"] for r in last]),
         _pm([r["distance"] for r in last]), _pm(walked) if walked else "–",
         KNOWN_DYNAMICS_TARGETS.get(payload["bench"], "–"),

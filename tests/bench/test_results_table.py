@@ -51,3 +51,12 @@ def test_known_dynamics_benchmarks_get_their_own_table(tmp_path):
     # last iterations: deterministic 5 and 6 -> 5.5 ± 0.5; / DDP (5): 1.1 ± 0.1; distance 0.4 ± 0.1
     assert lines[6] == ("| vgps-swimmer | 2 | 2 | 5.500 ± 0.500 | 11.000 ± 1.000 | 5.000 ± 0.000 | 1.100 ± 0.100 | "
                         "0.400 ± 0.100 | – | deterministic ≤ 1.1 × DDP, forward |")
+
+
+def test_direct_search_reference_has_no_stochastic_cost(tmp_path):
+    rows = [{"seed": 0, "iteration": 1, "evaluations": 16, "sigma": 0.1, "ddp_cost": 0.4, "cost_deterministic": 0.3,
+             "distance": 1.5, "fell": 0, "ddp_distance": 1.4}]
+    (tmp_path / "swimmer-direct-search.json").write_text(json.dumps({"bench": "swimmer-direct-search", "rows": rows}))
+    line = results_table(tmp_path).splitlines()[-1]
+    assert line == ("| swimmer-direct-search | 1 | 1 | 0.300 ± 0.000 | – | 0.400 ± 0.000 | 0.750 ± 0.000 | "
+                    "1.500 ± 0.000 | – | – (reference: CMA-ES on the policy's weights, not GPS) |")

@@ -1,0 +1,146 @@
+"""Direct policy search against a known dynamics model: CMA-ES over the policy's mean network.
+
+Not a guided policy search method: the known-dynamics benchmarks run it beside VGPS and CGPS as a
+reference for what the policy class itself reaches on a task. The objective is the deterministic
+policy's summed cost (β = 1) from the training initial states, averaged over them, evaluated by
+rolling the policy out on the model; log σ is not searched (the deterministic policy ignores it).
+Candidates that produce non-finite actions score +inf. The DDP solutions from the same initial
+actions are computed as in VGPS/CGPS line 1, as the reference cost and for the input normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import cma
+import numpy as np
+import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from gps_ros.algorithms.variational_gps import initial_ddp
+from gps_ros.core.costs.base import Cost, value_around
+from gps_ros.core.ilqg import ILQGSettings
+from gps_ros.core.known_model import DynamicsModel
+from gps_ros.policies.softplus_policy import SoftplusPolicy
+
+
+@dataclass(frozen=True)
+class DirectSearchConfig:
+    """generations: CMA-ES generations per iteration(); population: candidates per generation;
+    initial_sigma: CMA-ES's initial step size on the network's weights; initial_ddp: the reference
+    DDP (its cost_weight replaced by ddp_cost_weight, as β₀ in VGPS/CGPS)."""
+
+    generations: int = 20
+    population: int = 16
+    initial_sigma: float = 0.1
+    ddp_cost_weight: float = 1.0
+    initial_ddp: ILQGSettings = field(default_factory=lambda: ILQGSettings(max_iterations=100))
+
+    def __post_init__(self) -> None:
+        for name in ("generations", "population"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.population < 2:
+            raise ValueError(f"population: expected at least 2 candidates, got {self.population}")
+        for name in ("initial_sigma", "ddp_cost_weight"):
+            if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name}: expected a positive finite number, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class DirectSearchIteration:
+    """k: iteration (1-based); evaluations: candidates evaluated so far; best_cost: the objective of
+    the best candidate so far (the policy now holds it); sigma: CMA-ES's step size."""
+
+    k: int
+    evaluations: int
+    best_cost: float
+    sigma: float
+
+
+def policy_rollout(model: DynamicsModel, policy: SoftplusPolicy, x0: np.ndarray, T: int,
+                   rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """X [T, dX], U [T, dU] of the policy from x0 on the model: the mean policy when rng is None, else
+    with noise. Raises ValueError at the first non-finite action."""
+    X, U = np.empty((T, model.dX)), np.empty((T, model.dU))
+    x = x0
+    for t in range(T):
+        X[t] = x
+        U[t] = policy.act(x, None if rng is None else rng.standard_normal(model.dU))
+        if not np.all(np.isfinite(U[t])):
+            raise ValueError(f"policy: non-finite action at t={t}")
+        x = model.step(x, U[t])
+    return X, U
+
+
+def summed_cost(cost: Cost, X: np.ndarray, U: np.ndarray, state_slices: Mapping[str, slice] | None = None) -> float:
+    """Σ_t ℓ(x_t, u_t) (β = 1) of one trajectory X [T, dX], U [T, dU]."""
+    return float(value_around(cost, X, U, state_slices=state_slices).sum())
+
+
+class DirectPolicySearch:
+    """CMA-ES on π's mean-network weights for the initial states x0 [M, dX]; same construction as
+    VariationalGPS (U_init [M, T, dU] where the reference DDP starts, zeros of horizon T when None).
+    ``initial`` holds the reference DDP solutions; the policy holds the best candidate after each
+    iteration()."""
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        cost: Cost,
+        x0: np.ndarray,
+        policy: SoftplusPolicy,
+        config: DirectSearchConfig = DirectSearchConfig(),
+        U_init: np.ndarray | None = None,
+        T: int | None = None,
+        state_slices: Mapping[str, slice] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, config.initial_ddp,
+                                            config.ddp_cost_weight, config.initial_ddp, state_slices)
+        self.model, self.cost, self.policy, self.config = model, cost, policy, config
+        self.state_slices = state_slices
+        self.T = self.initial[0].X.shape[0]
+        policy.set_normalization(np.concatenate([r.X for r in self.initial]))
+        rng = np.random.default_rng(seed)
+        self.search = cma.CMAEvolutionStrategy(
+            self._weights().numpy(), config.initial_sigma,
+            {"popsize": config.population, "randn": lambda *shape: rng.standard_normal(shape), "verbose": -9},
+        )
+        self.k, self.evaluations = 0, 0
+        self.best_cost, self.best_weights = self.objective(self.search.mean), self.search.mean.copy()
+
+    def _weights(self) -> torch.Tensor:
+        return parameters_to_vector(self.policy.network.parameters()).detach()
+
+    def _load(self, weights: np.ndarray) -> None:
+        with torch.no_grad():
+            vector_to_parameters(torch.as_tensor(weights, dtype=torch.float64), self.policy.network.parameters())
+
+    def objective(self, weights: np.ndarray) -> float:
+        """Mean over x0 of the deterministic policy's summed cost with these network weights
+        (left loaded in the policy); +inf when an action is not finite."""
+        self._load(weights)
+        total = 0.0
+        for x in self.x0:
+            try:
+                X, U = policy_rollout(self.model, self.policy, x, self.T)
+            except ValueError:
+                return float("inf")
+            total += summed_cost(self.cost, X, U, self.state_slices)
+        return total / len(self.x0) if np.isfinite(total) else float("inf")
+
+    def iteration(self) -> DirectSearchIteration:
+        """config.generations CMA-ES generations; the policy keeps the best candidate found so far."""
+        self.k += 1
+        for _ in range(self.config.generations):
+            candidates = self.search.ask()
+            values = [self.objective(w) for w in candidates]
+            self.search.tell(candidates, values)
+            self.evaluations += len(candidates)
+            best = int(np.argmin(values))
+            if values[best] < self.best_cost:
+                self.best_cost, self.best_weights = values[best], np.array(candidates[best])
+        self._load(self.best_weights)
+        return DirectSearchIteration(self.k, self.evaluations, self.best_cost, float(self.search.sigma))
