@@ -22,6 +22,7 @@ from gps_ros.algorithms.variational_gps import initial_ddp
 from gps_ros.core.costs.base import Cost, value_around
 from gps_ros.core.ilqg import ILQGSettings
 from gps_ros.core.known_model import DynamicsModel
+from gps_ros.core.validation import check_array
 from gps_ros.policies.softplus_policy import SoftplusPolicy
 
 
@@ -59,18 +60,24 @@ class DirectSearchIteration:
     sigma: float
 
 
-def policy_rollout(model: DynamicsModel, policy: SoftplusPolicy, x0: np.ndarray, T: int,
-                   rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """X [T, dX], U [T, dU] of the policy from x0 on the model: the mean policy when rng is None, else
-    with noise. Raises ValueError at the first non-finite action."""
-    X, U = np.empty((T, model.dX)), np.empty((T, model.dU))
+def policy_rollouts(model: DynamicsModel, policy: SoftplusPolicy, x0: np.ndarray, T: int,
+                    noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """X [N, T, dX], U [N, T, dU] of the policy on the model from each of x0 [N, dX]: the mean
+    policy when noise is None, else u = μ(x) + σ ⊙ noise for standard-normal noise [N, T, dU] (the
+    policy's mean is evaluated for all N states at once). Raises ValueError at the first
+    non-finite action."""
+    x0 = check_array("x0", x0, (None, model.dX))
+    N = x0.shape[0]
+    if noise is not None:
+        noise = np.exp(policy.log_std.detach().numpy()) * check_array("noise", noise, (N, T, model.dU))
+    X, U = np.empty((N, T, model.dX)), np.empty((N, T, model.dU))
     x = x0
     for t in range(T):
-        X[t] = x
-        U[t] = policy.act(x, None if rng is None else rng.standard_normal(model.dU))
-        if not np.all(np.isfinite(U[t])):
+        X[:, t] = x
+        U[:, t] = policy.mean(x) if noise is None else policy.mean(x) + noise[:, t]
+        if not np.all(np.isfinite(U[:, t])):
             raise ValueError(f"policy: non-finite action at t={t}")
-        x = model.step(x, U[t])
+        x = np.stack([model.step(xn, un) for xn, un in zip(x, U[:, t])])
     return X, U
 
 
@@ -122,13 +129,11 @@ class DirectPolicySearch:
         """Mean over x0 of the deterministic policy's summed cost with these network weights
         (left loaded in the policy); +inf when an action is not finite."""
         self._load(weights)
-        total = 0.0
-        for x in self.x0:
-            try:
-                X, U = policy_rollout(self.model, self.policy, x, self.T)
-            except ValueError:
-                return float("inf")
-            total += summed_cost(self.cost, X, U, self.state_slices)
+        try:
+            X, U = policy_rollouts(self.model, self.policy, self.x0, self.T)
+        except ValueError:
+            return float("inf")
+        total = sum(summed_cost(self.cost, Xi, Ui, self.state_slices) for Xi, Ui in zip(X, U))
         return total / len(self.x0) if np.isfinite(total) else float("inf")
 
     def iteration(self) -> DirectSearchIteration:

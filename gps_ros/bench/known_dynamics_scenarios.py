@@ -39,7 +39,7 @@ from gps_ros.algorithms.direct_policy_search import (
     DirectPolicySearch,
     DirectSearchConfig,
     DirectSearchIteration,
-    policy_rollout,
+    policy_rollouts,
     summed_cost,
 )
 from gps_ros.algorithms.variational_gps import CostSchedule, VariationalGPS, VGPSConfig
@@ -158,8 +158,12 @@ def evaluate(task: LocomotionTask, policy: SoftplusPolicy, X0: np.ndarray, T: in
              rng: np.random.Generator) -> dict[str, float]:
     """Average cost of the stochastic and deterministic policy from X0 [M, dX], mean forward distance,
     and how many deterministic rollouts fell (no stochastic cost when stochastic_samples is 0)."""
-    det = [policy_rollout(task.dynamics, policy, x, T) for x in X0]
-    sto = [policy_rollout(task.dynamics, policy, x, T, rng) for x in X0 for _ in range(stochastic_samples)]
+    det = list(zip(*policy_rollouts(task.dynamics, policy, X0, T)))
+    sto = []
+    if stochastic_samples:
+        X0_repeated = np.repeat(X0, stochastic_samples, axis=0)
+        noise = rng.standard_normal((len(X0_repeated), T, task.dU))
+        sto = list(zip(*policy_rollouts(task.dynamics, policy, X0_repeated, T, noise)))
     figures = {
         "cost_deterministic": float(np.mean([trajectory_cost(task, X, U) for X, U in det])),
         "distance": float(np.mean([task.forward_distance(X) for X, _ in det])),

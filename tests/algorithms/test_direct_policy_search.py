@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gps_ros.algorithms.direct_policy_search import DirectPolicySearch, DirectSearchConfig, policy_rollout
+from gps_ros.algorithms.direct_policy_search import DirectPolicySearch, DirectSearchConfig, policy_rollouts
 from gps_ros.core.costs.base import expand_around
 from gps_ros.core.ilqg import ILQGSettings
 from gps_ros.policies.softplus_policy import SoftplusPolicy
@@ -46,7 +46,7 @@ def test_candidate_with_non_finite_actions_scores_infinity():
         weights[0] = np.nan
         assert search.objective(weights) == float("inf")
         with pytest.raises(ValueError, match="non-finite action at t=0"):
-            policy_rollout(model, policy, X0[0], T)
+            policy_rollouts(model, policy, X0, T)
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -58,3 +58,15 @@ def test_candidate_with_non_finite_actions_scores_infinity():
 def test_config_rejects_bad_values_by_name(field, value, message):
     with pytest.raises(ValueError, match=message):
         DirectSearchConfig(**{field: value})
+
+
+def test_batched_rollouts_match_one_state_at_a_time():
+    model = Pendulum()
+    policy = SoftplusPolicy(2, 1, hidden=5, init_std=0.5, seed=3)
+    noise = np.random.default_rng(0).standard_normal((len(X0), T, 1))
+    for eps in (None, noise):
+        X, U = policy_rollouts(model, policy, X0, T, eps)
+        for n, x in enumerate(X0):
+            for t in range(T):
+                assert np.allclose(X[n, t], x) and np.allclose(U[n, t], policy.act(x, None if eps is None else eps[n, t]))
+                x = model.step(x, U[n, t])
