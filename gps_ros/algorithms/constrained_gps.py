@@ -16,17 +16,16 @@ The schedule (Sec. 4): the cost magnitude grows by a factor of 10 over the first
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from gps_ros.algorithms.variational_gps import CostSchedule, initial_ddp, sample_marginals
+from gps_ros.algorithms.known_model_search import KnownModelSearch
+from gps_ros.algorithms.variational_gps import CostSchedule, sample_marginals
 from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, cgps_trajectory_step, dual_update
-from gps_ros.core.costs.base import Cost, value_around
+from gps_ros.core.costs.base import value_around
 from gps_ros.core.dynamics import InitialStateDistribution
 from gps_ros.core.ilqg import ILQGSettings
-from gps_ros.core.known_model import DynamicsModel
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.traj_distribution import TrajectoryDistribution
 from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
@@ -104,32 +103,21 @@ def sampled_policy_kl(policy: SoftplusPolicy, q: LinearGaussianPolicy, X: np.nda
     return 0.5 * (trace + quad - q.dU + logdet_A - np.linalg.slogdet(cov)[1])
 
 
-class ConstrainedGPS:
+class ConstrainedGPS(KnownModelSearch):
     """Alg. 1 for initial states x0 [M, dX] and one policy (trained in place).
 
-    Arguments as VariationalGPS. ``trajectories`` holds the current q_i (TrajectoryState),
+    Arguments as KnownModelSearch (config: CGPSConfig). ``trajectories`` holds the current q_i (TrajectoryState),
     ``initial`` the DDP solutions of line 1 (ILQGResult), ``lam`` the multipliers [M, T].
     """
 
-    def __init__(
-        self,
-        model: DynamicsModel,
-        cost: Cost,
-        x0: np.ndarray,
-        policy: SoftplusPolicy,
-        config: CGPSConfig = CGPSConfig(),
-        U_init: np.ndarray | None = None,
-        T: int | None = None,
-        state_slices: Mapping[str, slice] | None = None,
-        seed: int = 0,
-    ) -> None:
+    default_config = CGPSConfig()
+
+    def _initial_ddp_settings(self, config: CGPSConfig) -> tuple[ILQGSettings, float, ILQGSettings]:
+        return config.initial_ddp, config.schedule.beta(0), config.trajectory.ddp
+
+    def _start(self) -> None:
+        model, config, policy = self.model, self.config, self.policy
         ddp = config.trajectory.ddp
-        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, config.initial_ddp, config.schedule.beta(0),
-                                            ddp, state_slices)
-        self.model, self.cost, self.policy, self.config = model, cost, policy, config
-        self.state_slices = state_slices
-        self.rng = np.random.default_rng(seed)
-        self.k = 0
         self.trajectories = [TrajectoryState(r.X, r.U, r.policy, r.traj) for r in self.initial]
         self.x1 = [InitialStateDistribution(x, ddp.initial_state_cov * np.eye(model.dX)) for x in self.x0]
         T = self.initial[0].X.shape[0]

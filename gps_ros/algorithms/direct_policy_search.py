@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from gps_ros.algorithms.variational_gps import initial_ddp
+from gps_ros.algorithms.known_model_search import KnownModelSearch
 from gps_ros.core.costs.base import Cost, value_around
 from gps_ros.core.ilqg import ILQGSettings
 from gps_ros.core.known_model import DynamicsModel
@@ -86,36 +86,25 @@ def summed_cost(cost: Cost, X: np.ndarray, U: np.ndarray, state_slices: Mapping[
     return float(value_around(cost, X, U, state_slices=state_slices).sum())
 
 
-class DirectPolicySearch:
-    """CMA-ES on π's mean-network weights for the initial states x0 [M, dX]; same construction as
-    VariationalGPS (U_init [M, T, dU] where the reference DDP starts, zeros of horizon T when None).
-    ``initial`` holds the reference DDP solutions; the policy holds the best candidate after each
-    iteration()."""
+class DirectPolicySearch(KnownModelSearch):
+    """CMA-ES on π's mean-network weights for the initial states x0 [M, dX]; arguments as
+    KnownModelSearch (config: DirectSearchConfig). ``initial`` holds the reference DDP solutions;
+    the policy holds the best candidate after each iteration()."""
 
-    def __init__(
-        self,
-        model: DynamicsModel,
-        cost: Cost,
-        x0: np.ndarray,
-        policy: SoftplusPolicy,
-        config: DirectSearchConfig = DirectSearchConfig(),
-        U_init: np.ndarray | None = None,
-        T: int | None = None,
-        state_slices: Mapping[str, slice] | None = None,
-        seed: int = 0,
-    ) -> None:
-        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, config.initial_ddp,
-                                            config.ddp_cost_weight, config.initial_ddp, state_slices)
-        self.model, self.cost, self.policy, self.config = model, cost, policy, config
-        self.state_slices = state_slices
+    default_config = DirectSearchConfig()
+
+    def _initial_ddp_settings(self, config: DirectSearchConfig) -> tuple[ILQGSettings, float, ILQGSettings]:
+        return config.initial_ddp, config.ddp_cost_weight, config.initial_ddp
+
+    def _start(self) -> None:
         self.T = self.initial[0].X.shape[0]
-        policy.set_normalization(np.concatenate([r.X for r in self.initial]))
-        rng = np.random.default_rng(seed)
+        self.policy.set_normalization(np.concatenate([r.X for r in self.initial]))
+        rng = self.rng
         self.search = cma.CMAEvolutionStrategy(
-            self._weights().numpy(), config.initial_sigma,
-            {"popsize": config.population, "randn": lambda *shape: rng.standard_normal(shape), "verbose": -9},
+            self._weights().numpy(), self.config.initial_sigma,
+            {"popsize": self.config.population, "randn": lambda *shape: rng.standard_normal(shape), "verbose": -9},
         )
-        self.k, self.evaluations = 0, 0
+        self.evaluations = 0
         self.best_cost, self.best_weights = self.objective(self.search.mean), self.search.mean.copy()
 
     def _weights(self) -> torch.Tensor:

@@ -12,17 +12,14 @@ iteration ``anneal_iterations`` (the paper: a factor of 10 over 50 iterations), 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from gps_ros.core.costs.base import Cost
+from gps_ros.algorithms.known_model_search import KnownModelSearch
 from gps_ros.core.ilqg import ILQGResult, ILQGSettings, gaussian_policy_penalty, ilqg
-from gps_ros.core.known_model import DynamicsModel
 from gps_ros.core.traj_distribution import TrajectoryDistribution
-from gps_ros.core.validation import check_array
-from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
+from gps_ros.policies.softplus_policy import PolicyFitSettings
 
 
 @dataclass(frozen=True)
@@ -87,64 +84,20 @@ def sample_marginals(traj: TrajectoryDistribution, n: int, rng: np.random.Genera
     return traj.mu + np.einsum("tij,ntj->nti", root, eps)
 
 
-def initial_ddp(
-    model: DynamicsModel, cost: Cost, policy: SoftplusPolicy, x0: np.ndarray, U_init: np.ndarray | None,
-    T: int | None, settings: ILQGSettings, beta: float, inner: ILQGSettings, state_slices: Mapping[str, slice] | None,
-) -> tuple[np.ndarray, list[ILQGResult]]:
-    """Alg. 1 line 1 of both papers, after checking policy, x0 and U_init (check_initial_states):
-    x0 [M, dX] and the DDP solution from each initial state, run with ``settings`` at cost weight
-    beta (the schedule's first β) and the initial-state covariance and dynamics noise of the
-    algorithm's own trajectory step ``inner``, so that q starts as that step would leave it."""
-    if (policy.dX, policy.dU) != (model.dX, model.dU):
-        raise ValueError(f"policy: expected dX={model.dX}, dU={model.dU}, got dX={policy.dX}, dU={policy.dU}")
-    x0, U_init = check_initial_states(model, x0, U_init, T)
-    settings = replace(settings, cost_weight=beta, initial_state_cov=inner.initial_state_cov,
-                       dynamics_noise=inner.dynamics_noise)
-    return x0, [ilqg(model, cost, x, U, settings, state_slices=state_slices) for x, U in zip(x0, U_init)]
+class VariationalGPS(KnownModelSearch):
+    """Alg. 1 for the initial states x0 [M, dX] and one policy π; arguments as KnownModelSearch
+    (config: VGPSConfig). ``trajectories`` holds the current q_i (ILQGResult), ``initial`` the DDP
+    solutions of line 1."""
 
+    default_config = VGPSConfig()
 
-def check_initial_states(model: DynamicsModel, x0: np.ndarray, U_init: np.ndarray | None, T: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """x0 [M, dX] and U_init [M, T, dU] (zeros [M, T, dU] when None, then T is required) validated."""
-    x0 = check_array("x0", x0, (None, model.dX))
-    if x0.shape[0] < 1:
-        raise ValueError(f"x0: expected at least one initial state, got shape {list(x0.shape)}")
-    if U_init is None:
-        if T is None or int(T) < 1:
-            raise ValueError(f"T: expected a positive integer when U_init is None, got {T}")
-        return x0, np.zeros((x0.shape[0], int(T), model.dU))
-    return x0, check_array("U_init", U_init, (x0.shape[0], None, model.dU))
+    def _initial_ddp_settings(self, config: VGPSConfig) -> tuple[ILQGSettings, float, ILQGSettings]:
+        return config.initial_ddp, config.schedule.beta(0), config.e_step
 
-
-class VariationalGPS:
-    """Alg. 1 for the initial states x0 [M, dX] and one policy.
-
-    model: the known dynamics; cost: the task cost c; policy: π (trained in place);
-    U_init: [M, T, dU] the actions DDP starts from (e.g. a demonstration), zeros of horizon T when
-    None; state_slices: the state layout the cost refers to; seed: the sampling RNG.
-    ``trajectories`` holds the current q_i (ILQGResult), ``initial`` the DDP solutions of line 1.
-    """
-
-    def __init__(
-        self,
-        model: DynamicsModel,
-        cost: Cost,
-        x0: np.ndarray,
-        policy: SoftplusPolicy,
-        config: VGPSConfig = VGPSConfig(),
-        U_init: np.ndarray | None = None,
-        T: int | None = None,
-        state_slices: Mapping[str, slice] | None = None,
-        seed: int = 0,
-    ) -> None:
-        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, config.initial_ddp, config.schedule.beta(0),
-                                            config.e_step, state_slices)
-        self.model, self.cost, self.policy, self.config = model, cost, policy, config
-        self.state_slices = state_slices
-        self.rng = np.random.default_rng(seed)
-        self.k = 0
+    def _start(self) -> None:
         self.trajectories: list[ILQGResult] = list(self.initial)
-        Z = np.concatenate([sample_marginals(q.traj, config.fit_samples, self.rng) for q in self.trajectories])
-        policy.set_normalization(Z[..., : model.dX].reshape(-1, model.dX))
+        Z = np.concatenate([sample_marginals(q.traj, self.config.fit_samples, self.rng) for q in self.trajectories])
+        self.policy.set_normalization(Z[..., : self.model.dX].reshape(-1, self.model.dX))
 
     def m_step(self) -> float:
         """Fit π to samples from every q_i's marginals by maximum likelihood; the final loss."""

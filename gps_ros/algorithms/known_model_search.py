@@ -1,0 +1,85 @@
+"""What the known-model policy searches share (variational GPS, constrained GPS, the direct search):
+the DDP solutions of Alg. 1 line 1 from each initial state, and one constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from gps_ros.core.costs.base import Cost
+from gps_ros.core.ilqg import ILQGResult, ILQGSettings, ilqg
+from gps_ros.core.known_model import DynamicsModel
+from gps_ros.core.validation import check_array
+from gps_ros.policies.softplus_policy import SoftplusPolicy
+
+
+def initial_ddp(
+    model: DynamicsModel, cost: Cost, policy: SoftplusPolicy, x0: np.ndarray, U_init: np.ndarray | None,
+    T: int | None, settings: ILQGSettings, beta: float, inner: ILQGSettings, state_slices: Mapping[str, slice] | None,
+) -> tuple[np.ndarray, list[ILQGResult]]:
+    """Alg. 1 line 1 of both papers, after checking policy, x0 and U_init (check_initial_states):
+    x0 [M, dX] and the DDP solution from each initial state, run with ``settings`` at cost weight
+    beta (the schedule's first β) and the initial-state covariance and dynamics noise of the
+    algorithm's own trajectory step ``inner``, so that q starts as that step would leave it."""
+    if (policy.dX, policy.dU) != (model.dX, model.dU):
+        raise ValueError(f"policy: expected dX={model.dX}, dU={model.dU}, got dX={policy.dX}, dU={policy.dU}")
+    x0, U_init = check_initial_states(model, x0, U_init, T)
+    settings = replace(settings, cost_weight=beta, initial_state_cov=inner.initial_state_cov,
+                       dynamics_noise=inner.dynamics_noise)
+    return x0, [ilqg(model, cost, x, U, settings, state_slices=state_slices) for x, U in zip(x0, U_init)]
+
+
+def check_initial_states(model: DynamicsModel, x0: np.ndarray, U_init: np.ndarray | None, T: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """x0 [M, dX] and U_init [M, T, dU] (zeros [M, T, dU] when None, then T is required) validated."""
+    x0 = check_array("x0", x0, (None, model.dX))
+    if x0.shape[0] < 1:
+        raise ValueError(f"x0: expected at least one initial state, got shape {list(x0.shape)}")
+    if U_init is None:
+        if T is None or int(T) < 1:
+            raise ValueError(f"T: expected a positive integer when U_init is None, got {T}")
+        return x0, np.zeros((x0.shape[0], int(T), model.dU))
+    return x0, check_array("U_init", U_init, (x0.shape[0], None, model.dU))
+
+
+class KnownModelSearch:
+    """A policy search for the initial states x0 [M, dX] and one policy (trained in place) against a
+    known model: model, the dynamics; cost, the task cost c; config, the search's settings (the
+    class's ``default_config`` when None); U_init [M, T, dU], the actions DDP starts from (e.g. a
+    demonstration; zeros of horizon T when None); state_slices, the state layout the cost refers to;
+    seed, the search's RNG (``rng``). ``initial`` holds the DDP solutions of line 1, run with the
+    settings, cost weight and trajectory-step settings that ``_initial_ddp_settings`` names;
+    ``_start`` then sets up the search's own state."""
+
+    default_config: ClassVar[Any]
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        cost: Cost,
+        x0: np.ndarray,
+        policy: SoftplusPolicy,
+        config: Any = None,
+        U_init: np.ndarray | None = None,
+        T: int | None = None,
+        state_slices: Mapping[str, slice] | None = None,
+        seed: int = 0,
+    ) -> None:
+        config = self.default_config if config is None else config
+        settings, beta, inner = self._initial_ddp_settings(config)
+        self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, settings, beta, inner, state_slices)
+        self.model, self.cost, self.policy, self.config = model, cost, policy, config
+        self.state_slices = state_slices
+        self.rng = np.random.default_rng(seed)
+        self.k = 0
+        self._start()
+
+    def _initial_ddp_settings(self, config: Any) -> tuple[ILQGSettings, float, ILQGSettings]:
+        """(line 1's iLQG settings, its cost weight, the trajectory step's settings) for config."""
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        raise NotImplementedError
