@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 import cma
 import numpy as np
-import torch
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from gps_ros.algorithms.known_model_search import KnownModelSearch
 from gps_ros.core.costs.base import Cost, value_around
@@ -39,19 +37,20 @@ class DirectSearchConfig:
     initial_ddp: ILQGSettings = field(default_factory=lambda: ILQGSettings(max_iterations=100))
 
     def __post_init__(self) -> None:
-        for name in ("generations", "population"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        if self.population < 2:
-            raise ValueError(f"population: expected at least 2 candidates, got {self.population}")
+        for name, least in (("generations", 1), ("population", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
         for name in ("initial_sigma", "ddp_cost_weight"):
-            if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"{name}: expected a positive finite number, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
 
 
 @dataclass(frozen=True)
 class DirectSearchIteration:
-    """k: iteration (1-based); evaluations: candidates evaluated so far; best_cost: the objective of
+    """k: iteration (1-based); evaluations: candidates evaluated so far (not counting the starting
+    weights); best_cost: the objective of
     the best candidate so far (the policy now holds it); sigma: CMA-ES's step size."""
 
     k: int
@@ -60,11 +59,15 @@ class DirectSearchIteration:
     sigma: float
 
 
+class NonFiniteActionError(ValueError):
+    """A policy produced a non-finite action during a rollout."""
+
+
 def policy_rollouts(model: DynamicsModel, policy: SoftplusPolicy, x0: np.ndarray, T: int,
                     noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """X [N, T, dX], U [N, T, dU] of the policy on the model from each of x0 [N, dX]: the mean
     policy when noise is None, else u = μ(x) + σ ⊙ noise for standard-normal noise [N, T, dU] (the
-    policy's mean is evaluated for all N states at once). Raises ValueError at the first
+    policy's mean is evaluated for all N states at once). Raises NonFiniteActionError at the first
     non-finite action."""
     x0 = check_array("x0", x0, (None, model.dX))
     N = x0.shape[0]
@@ -76,7 +79,7 @@ def policy_rollouts(model: DynamicsModel, policy: SoftplusPolicy, x0: np.ndarray
         X[:, t] = x
         U[:, t] = policy.mean(x) if noise is None else policy.mean(x) + noise[:, t]
         if not np.all(np.isfinite(U[:, t])):
-            raise ValueError(f"policy: non-finite action at t={t}")
+            raise NonFiniteActionError(f"policy: non-finite action at t={t}")
         x = np.stack([model.step(xn, un) for xn, un in zip(x, U[:, t])])
     return X, U
 
@@ -100,27 +103,21 @@ class DirectPolicySearch(KnownModelSearch):
         self.T = self.initial[0].X.shape[0]
         self.policy.set_normalization(np.concatenate([r.X for r in self.initial]))
         rng = self.rng
+        start = self.policy.mean_weights()
         self.search = cma.CMAEvolutionStrategy(
-            self._weights().numpy(), self.config.initial_sigma,
+            start, self.config.initial_sigma,
             {"popsize": self.config.population, "randn": lambda *shape: rng.standard_normal(shape), "verbose": -9},
         )
         self.evaluations = 0
-        self.best_cost, self.best_weights = self.objective(self.search.mean), self.search.mean.copy()
-
-    def _weights(self) -> torch.Tensor:
-        return parameters_to_vector(self.policy.network.parameters()).detach()
-
-    def _load(self, weights: np.ndarray) -> None:
-        with torch.no_grad():
-            vector_to_parameters(torch.as_tensor(weights, dtype=torch.float64), self.policy.network.parameters())
+        self.best_cost, self.best_weights = self.objective(start), start
 
     def objective(self, weights: np.ndarray) -> float:
         """Mean over x0 of the deterministic policy's summed cost with these network weights
         (left loaded in the policy); +inf when an action is not finite."""
-        self._load(weights)
+        self.policy.set_mean_weights(weights)
         try:
             X, U = policy_rollouts(self.model, self.policy, self.x0, self.T)
-        except ValueError:
+        except NonFiniteActionError:
             return float("inf")
         total = sum(summed_cost(self.cost, Xi, Ui, self.state_slices) for Xi, Ui in zip(X, U))
         return total / len(self.x0) if np.isfinite(total) else float("inf")
@@ -136,5 +133,5 @@ class DirectPolicySearch(KnownModelSearch):
             best = int(np.argmin(values))
             if values[best] < self.best_cost:
                 self.best_cost, self.best_weights = values[best], np.array(candidates[best])
-        self._load(self.best_weights)
+        self.policy.set_mean_weights(self.best_weights)
         return DirectSearchIteration(self.k, self.evaluations, self.best_cost, float(self.search.sigma))

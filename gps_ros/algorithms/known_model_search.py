@@ -23,8 +23,8 @@ def initial_ddp(
 ) -> tuple[np.ndarray, list[ILQGResult]]:
     """Alg. 1 line 1 of both papers, after checking policy, x0 and U_init (check_initial_states):
     x0 [M, dX] and the DDP solution from each initial state, run with ``settings`` at cost weight
-    beta (the schedule's first β) and the initial-state covariance and dynamics noise of the
-    algorithm's own trajectory step ``inner``, so that q starts as that step would leave it."""
+    beta (in VGPS and CGPS the schedule's first β) and the initial-state covariance and dynamics
+    noise of the search's own trajectory step ``inner``, so that q starts as that step would leave it."""
     if (policy.dX, policy.dU) != (model.dX, model.dU):
         raise ValueError(f"policy: expected dX={model.dX}, dU={model.dU}, got dX={policy.dX}, dU={policy.dU}")
     x0, U_init = check_initial_states(model, x0, U_init, T)
@@ -54,7 +54,7 @@ class KnownModelSearch:
     settings, cost weight and trajectory-step settings that ``_initial_ddp_settings`` names;
     ``_start`` then sets up the search's own state."""
 
-    default_config: ClassVar[Any]
+    default_config: ClassVar[Any] = None
 
     def __init__(
         self,
@@ -69,6 +69,8 @@ class KnownModelSearch:
         seed: int = 0,
     ) -> None:
         config = self.default_config if config is None else config
+        if config is None:
+            raise TypeError(f"{type(self).__name__}: a KnownModelSearch subclass with a default_config is needed")
         settings, beta, inner = self._initial_ddp_settings(config)
         self.x0, self.initial = initial_ddp(model, cost, policy, x0, U_init, T, settings, beta, inner, state_slices)
         self.model, self.cost, self.policy, self.config = model, cost, policy, config

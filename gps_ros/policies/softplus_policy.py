@@ -71,6 +71,17 @@ class SoftplusPolicy:
     def parameters(self) -> list[nn.Parameter]:
         return [*self.network.parameters(), self.log_std]
 
+    def mean_weights(self) -> np.ndarray:
+        """The mean network's weights and biases as one vector [P] (a copy; log σ not included)."""
+        return torch.nn.utils.parameters_to_vector(self.network.parameters()).detach().numpy().copy()
+
+    def set_mean_weights(self, weights: np.ndarray) -> None:
+        """Load the mean network's weights from a vector [P] as mean_weights() returns (copied)."""
+        size = sum(p.numel() for p in self.network.parameters())
+        weights = check_array("weights", weights, (size,))
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(torch.tensor(weights, dtype=torch.float64), self.network.parameters())
+
     @property
     def cov(self) -> np.ndarray:
         """Σ^π [dU, dU] (diagonal)."""
