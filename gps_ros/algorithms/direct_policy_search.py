@@ -50,8 +50,8 @@ class DirectSearchConfig:
 @dataclass(frozen=True)
 class DirectSearchIteration:
     """k: iteration (1-based); evaluations: candidates evaluated so far (not counting the starting
-    weights); best_cost: the objective of
-    the best candidate so far (the policy now holds it); sigma: CMA-ES's step size."""
+    weights); best_cost: the objective of the best candidate so far (the policy now holds it);
+    sigma: CMA-ES's step size."""
 
     k: int
     evaluations: int
@@ -77,7 +77,7 @@ def policy_rollouts(model: DynamicsModel, policy: SoftplusPolicy, x0: np.ndarray
     x = x0
     for t in range(T):
         X[:, t] = x
-        U[:, t] = policy.mean(x) if noise is None else policy.mean(x) + noise[:, t]
+        U[:, t] = policy.mean(x) + (0.0 if noise is None else noise[:, t])
         if not np.all(np.isfinite(U[:, t])):
             raise NonFiniteActionError(f"policy: non-finite action at t={t}")
         x = np.stack([model.step(xn, un) for xn, un in zip(x, U[:, t])])
@@ -102,11 +102,10 @@ class DirectPolicySearch(KnownModelSearch):
     def _start(self) -> None:
         self.T = self.initial[0].X.shape[0]
         self.policy.set_normalization(np.concatenate([r.X for r in self.initial]))
-        rng = self.rng
         start = self.policy.mean_weights()
         self.search = cma.CMAEvolutionStrategy(
             start, self.config.initial_sigma,
-            {"popsize": self.config.population, "randn": lambda *shape: rng.standard_normal(shape), "verbose": -9},
+            {"popsize": self.config.population, "randn": lambda *shape: self.rng.standard_normal(shape), "verbose": -9},
         )
         self.evaluations = 0
         self.best_cost, self.best_weights = self.objective(start), start

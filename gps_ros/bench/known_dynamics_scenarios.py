@@ -17,8 +17,8 @@ horizon) of the stochastic policy (``stochastic_samples`` noisy rollouts per sta
 deterministic (mean) policy, beside the cost of the initial DDP solution (its mean trajectory) and
 of the current trajectory distributions q_i (``q_cost``, their means under the model), the policy
 step's final loss (the direct search: candidates evaluated and CMA-ES's step size), and the
-deterministic policy's forward distance; the walker also counts test
-initial states walked without falling. Targets (issue #7): swimmers: deterministic cost within
+deterministic policy's forward distance; the walker also counts test initial states walked
+without falling. Targets (issue #7): swimmers: deterministic cost within
 10 % of the DDP cost and forward distance > 0; walker: no fall over the horizon from >= 3 of 4
 test initial states.
 Cost magnitudes β are ours: the tasks' costs are small numbers (w_u = 1e-5), and q's max-entropy
@@ -54,10 +54,10 @@ from gps_ros.sim.locomotion import LocomotionTask, swimmer_task, walker_task
 
 @dataclass(frozen=True)
 class Scenario:
-    """algorithm: "vgps", "cgps" or "direct" (DirectPolicySearch, the policy class's reference); hidden: policy hidden units; conditions: training initial states;
-    test_conditions: extra held-out initial states (0: none); T: horizon (None: the task's);
-    init: the actions DDP starts from: "wave" (swimming_wave) or "gait" (the walker's gait
-    demonstration); stochastic_samples: noisy rollouts per state (0: no stochastic cost)."""
+    """algorithm: "vgps", "cgps" or "direct" (DirectPolicySearch, the policy class's reference);
+    hidden: policy hidden units; conditions: training initial states; test_conditions: extra
+    held-out initial states (0: none); T: horizon (None: the task's); init: the actions DDP starts
+    from: "wave" (swimming_wave) or "gait" (the walker's gait demonstration); stochastic_samples: noisy rollouts per state (0: no stochastic cost)."""
 
     name: str
     algorithm: str
