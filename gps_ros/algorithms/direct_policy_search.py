@@ -10,18 +10,13 @@ actions are computed as in VGPS/CGPS line 1, as the reference cost and for the i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cma
 import numpy as np
 
-from gps_ros.algorithms.known_model_search import KnownModelSearch
-from gps_ros.core.costs.base import Cost, value_around
+from gps_ros.algorithms.known_model_search import KnownModelSearch, NonFiniteActionError, policy_rollouts, summed_cost
 from gps_ros.core.ilqg import ILQGSettings
-from gps_ros.core.known_model import DynamicsModel
-from gps_ros.core.validation import check_array
-from gps_ros.policies.softplus_policy import SoftplusPolicy
 
 
 @dataclass(frozen=True)
@@ -57,36 +52,6 @@ class DirectSearchIteration:
     evaluations: int
     best_cost: float
     sigma: float
-
-
-class NonFiniteActionError(ValueError):
-    """A policy produced a non-finite action during a rollout."""
-
-
-def policy_rollouts(model: DynamicsModel, policy: SoftplusPolicy, x0: np.ndarray, T: int,
-                    noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """X [N, T, dX], U [N, T, dU] of the policy on the model from each of x0 [N, dX]: the mean
-    policy when noise is None, else u = μ(x) + σ ⊙ noise for standard-normal noise [N, T, dU] (the
-    policy's mean is evaluated for all N states at once). Raises NonFiniteActionError at the first
-    non-finite action."""
-    x0 = check_array("x0", x0, (None, model.dX))
-    N = x0.shape[0]
-    if noise is not None:
-        noise = np.exp(policy.log_std.detach().numpy()) * check_array("noise", noise, (N, T, model.dU))
-    X, U = np.empty((N, T, model.dX)), np.empty((N, T, model.dU))
-    x = x0
-    for t in range(T):
-        X[:, t] = x
-        U[:, t] = policy.mean(x) + (0.0 if noise is None else noise[:, t])
-        if not np.all(np.isfinite(U[:, t])):
-            raise NonFiniteActionError(f"policy: non-finite action at t={t}")
-        x = np.stack([model.step(xn, un) for xn, un in zip(x, U[:, t])])
-    return X, U
-
-
-def summed_cost(cost: Cost, X: np.ndarray, U: np.ndarray, state_slices: Mapping[str, slice] | None = None) -> float:
-    """Σ_t ℓ(x_t, u_t) (β = 1) of one trajectory X [T, dX], U [T, dU]."""
-    return float(value_around(cost, X, U, state_slices=state_slices).sum())
 
 
 class DirectPolicySearch(KnownModelSearch):

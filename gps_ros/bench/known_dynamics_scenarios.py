@@ -35,13 +35,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gps_ros.algorithms.constrained_gps import CGPSConfig, ConstrainedGPS
-from gps_ros.algorithms.direct_policy_search import (
-    DirectPolicySearch,
-    DirectSearchConfig,
-    DirectSearchIteration,
-    policy_rollouts,
-    summed_cost,
-)
+from gps_ros.algorithms.direct_policy_search import DirectPolicySearch, DirectSearchConfig, DirectSearchIteration
+from gps_ros.algorithms.known_model_search import policy_rollouts, summed_cost
 from gps_ros.algorithms.variational_gps import CostSchedule, VariationalGPS, VGPSConfig
 from gps_ros.bench.report import BenchOptions, BenchReport, PlotSpec
 from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, CovarianceUpdateSettings
@@ -82,12 +77,14 @@ _COVARIANCE = CovarianceUpdateSettings(max_inner_iterations=10, max_outer_iterat
 # deterministic (σ 0.008) and not swimming (cost 8.4-9.2), and λ_t = 1 pulls q onto it (q's cost
 # 0.35 -> 23 in one step); from λ_t = 0.01 the dual ascent raises λ_t where π and q disagree
 # (cost 1.1, 1.16 m forward at iteration 20).
-# The VGPS swimmer anneals β from 1e3 to 1e2, not 1e4 to 1e3: at the higher magnitudes the E-step's
-# −log π term barely moved q (q's cost stayed at 0.28-0.30, below DDP's, in a gait the 5-unit policy
-# does not reproduce) and the deterministic policy ended at 1.0-1.4 (3.3-4.3 × DDP, dev seed 10,
-# iterations 36-42); from 1e3 to 1e2 it ended at 0.44 (1.4 × DDP); from 1e2 to 1e1 q moved away
-# from the cost optimum (0.30 -> 0.47) and the policy ended at 0.63. 100 iterations, the last 50 at
-# β_final, as the paper's Fig. 1 (x axis to 100; the dev run was still improving at iteration 50).
+# The VGPS swimmer anneals β from 1e3 to 1e2, not 1e4 to 1e3 (dev seed 10, E-step from q's previous
+# mean): at the higher magnitudes the E-step's −log π term barely moved q (q's cost stayed at
+# 0.28-0.30, below DDP's, in a gait the 5-unit policy does not reproduce) and the deterministic
+# policy ended at 1.0-1.4 (3.3-4.3 × DDP, iterations 36-42); from 1e3 to 1e2 it ended at 0.44
+# (1.4 × DDP); from 1e2 to 1e1 q moved away from the cost optimum (0.30 -> 0.47) and the policy
+# ended at 0.63. The E-step now starts from π's own rollout (VGPSConfig.e_step_start "policy"): at
+# 1e3 -> 1e2, 50 iterations, dev seeds 10 and 11 ended at 0.22 and 0.34 (0.71 and 1.00 × DDP).
+# 100 iterations, the last 50 at β_final, as the paper's Fig. 1 (x axis to 100).
 SETTINGS = {
     "vgps-swimmer": Scenario(
         "vgps-swimmer", "vgps", swimmer_task, hidden=5, conditions=4, iterations=100,

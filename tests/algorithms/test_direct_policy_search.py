@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from gps_ros.algorithms.direct_policy_search import DirectPolicySearch, DirectSearchConfig, NonFiniteActionError, policy_rollouts
+from gps_ros.algorithms.direct_policy_search import DirectPolicySearch, DirectSearchConfig
+from gps_ros.algorithms.known_model_search import NonFiniteActionError, policy_rollouts
 from gps_ros.core.ilqg import ILQGSettings
 from gps_ros.policies.softplus_policy import SoftplusPolicy
 from gps_ros.policies.threads import torch_threads

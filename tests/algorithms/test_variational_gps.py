@@ -1,6 +1,8 @@
 """Variational GPS (Levine & Koltun 2013, Alg. 1) on a small pendulum task (also used by
 test_constrained_gps)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -61,11 +63,12 @@ CONFIG = VGPSConfig(
 )
 
 
-def test_policy_reaches_ddp_cost():
+@pytest.mark.parametrize("e_step_start", ["policy", "previous"])
+def test_policy_reaches_ddp_cost(e_step_start):
     model = Pendulum()
     policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
     with torch_threads(1):
-        vgps = VariationalGPS(model, COST, X0, policy, CONFIG, T=T, seed=0)
+        vgps = VariationalGPS(model, COST, X0, policy, replace(CONFIG, e_step_start=e_step_start), T=T, seed=0)
         untrained = np.mean([policy_cost(model, policy, x, T) for x in X0])
         ddp = np.mean([expand_around(COST, q.X, q.U).l.sum() for q in vgps.initial])
         infos = [vgps.iteration() for _ in range(CONFIG.iterations)]
@@ -75,6 +78,25 @@ def test_policy_reaches_ddp_cost():
     assert [i.beta for i in infos] == pytest.approx([100.0 * 0.1 ** (k / 5) for k in range(1, 6)])
     # The E-step keeps q a good trajectory: its cost stays near the DDP solution's.
     assert np.all(infos[-1].ddp_cost <= 1.2 * ddp)
+
+
+def test_e_step_starts_from_the_policy_rollout_or_the_previous_q():
+    model = Pendulum()
+    policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+    with torch_threads(1):
+        vgps = VariationalGPS(model, COST, X0, policy, CONFIG, T=T, seed=0)
+        vgps.m_step()
+        # π's own rollout, stepped here one action at a time.
+        for x, U in zip(X0, vgps.e_step_starts()):
+            for u in U:
+                np.testing.assert_allclose(u, policy.act(x), rtol=1e-12)
+                x = model.step(x, u)
+        vgps.config = replace(CONFIG, e_step_start="previous")
+        np.testing.assert_array_equal(vgps.e_step_starts(), np.stack([q.U for q in vgps.initial]))
+        # A policy whose actions overflow gives no trajectory: the E-step starts from q's mean.
+        vgps.config = CONFIG
+        policy.set_mean_weights(np.full_like(policy.mean_weights(), 1e300))
+        np.testing.assert_array_equal(vgps.e_step_starts(), np.stack([q.U for q in vgps.initial]))
 
 
 def test_schedule_is_exponential_then_fixed():
@@ -103,6 +125,7 @@ def test_marginal_samples_match_the_marginals():
     [
         (lambda: VGPSConfig(iterations=0), "iterations"),
         (lambda: VGPSConfig(fit_samples=0), "fit_samples"),
+        (lambda: VGPSConfig(e_step_start="policy_mean"), "e_step_start"),
         (lambda: CostSchedule(beta_init=-1.0), "beta_init"),
         (lambda: CostSchedule(anneal_iterations=0), "anneal_iterations"),
         (lambda: VariationalGPS(Pendulum(), COST, np.zeros((2, 3)), SoftplusPolicy(2, 1, 2), CONFIG, T=5), "x0"),
