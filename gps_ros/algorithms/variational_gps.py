@@ -6,12 +6,8 @@ One trajectory distribution q_i(τ) per initial state x_i, all feeding one polic
      maximum likelihood (the M-projection); β_k follows the annealing schedule; the E-step
      re-optimises each q_i by iLQG with cost β_k c − log π(u|x), π linearised per time step and
      averaged over samples from q_i's current marginals (Sec. 4).
-Alg. 1 leaves open where each E-step's iLQG starts; ``e_step_start`` chooses q_i's previous mean
-actions or the actions of π's own deterministic rollout from x_i. iLQG is a local method, and from
-q's previous mean it stays in the basin of the line-1 DDP solution, a gait a small policy may not
-reproduce; from π's rollout it improves the gait π already produces (swimmer, dev seeds 10 and 11,
-50 iterations: deterministic policy 0.71 and 1.00 × DDP from π's rollout, against 1.42 × from q's
-previous mean on seed 10).
+Alg. 1 leaves open where each E-step's iLQG starts; ``e_step_start`` chooses π's own rollout or
+q_i's previous mean (see known_model_search).
 The schedule (Sec. 5): the cost magnitude starts at β₀ and decreases exponentially to β_final by
 iteration ``anneal_iterations`` (the paper: a factor of 10 over 50 iterations), then stays fixed.
 """
@@ -22,9 +18,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from gps_ros.algorithms.known_model_search import KnownModelSearch, NonFiniteActionError, policy_rollouts
+from gps_ros.algorithms.known_model_search import KnownModelSearch, check_trajectory_start, sample_marginals
 from gps_ros.core.ilqg import ILQGResult, ILQGSettings, gaussian_policy_penalty, ilqg
-from gps_ros.core.traj_distribution import TrajectoryDistribution
 from gps_ros.policies.softplus_policy import PolicyFitSettings
 
 
@@ -47,9 +42,6 @@ class CostSchedule:
 
     def beta(self, k: int) -> float:
         return float(self.beta_init * (self.beta_final / self.beta_init) ** min(k / self.anneal_iterations, 1.0))
-
-
-E_STEP_STARTS = ("policy", "previous")
 
 
 @dataclass(frozen=True)
@@ -75,8 +67,7 @@ class VGPSConfig:
         for name in ("iterations", "fit_samples", "linearization_samples"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        if self.e_step_start not in E_STEP_STARTS:
-            raise ValueError(f"e_step_start: expected one of {E_STEP_STARTS}, got {self.e_step_start!r}")
+        check_trajectory_start("e_step_start", self.e_step_start)
 
 
 @dataclass(frozen=True)
@@ -88,14 +79,6 @@ class VGPSIteration:
     beta: float
     policy_loss: float
     ddp_cost: np.ndarray
-
-
-def sample_marginals(traj: TrajectoryDistribution, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n samples per time step from q's state-action marginals: [n, T, dX + dU] (PSD covariances allowed)."""
-    evals, evecs = np.linalg.eigh(0.5 * (traj.sigma + np.swapaxes(traj.sigma, 1, 2)))
-    root = evecs * np.sqrt(np.clip(evals, 0.0, None))[:, None, :]
-    eps = rng.standard_normal((n, *traj.mu.shape))
-    return traj.mu + np.einsum("tij,ntj->nti", root, eps)
 
 
 class VariationalGPS(KnownModelSearch):
@@ -115,34 +98,21 @@ class VariationalGPS(KnownModelSearch):
 
     def m_step(self) -> float:
         """Fit π to samples from every q_i's marginals by maximum likelihood; the final loss."""
-        dX = self.model.dX
-        Z = np.concatenate([sample_marginals(q.traj, self.config.fit_samples, self.rng) for q in self.trajectories])
-        Z = Z.reshape(-1, Z.shape[-1])
-        return self.policy.fit_max_likelihood(Z[:, :dX], Z[:, dX:], settings=self.config.policy_fit)
+        return self.fit_to_marginals([q.traj for q in self.trajectories])
 
     def e_step(self, beta: float) -> None:
         """Re-optimise each q_i by iLQG with cost β c − log π (π linearised over samples from q_i's
-        marginals), from the actions ``e_step_starts`` gives."""
+        marginals), from the actions ``trajectory_starts`` gives."""
         settings = replace(self.config.e_step, cost_weight=beta)
         dX, T = self.model.dX, self.trajectories[0].X.shape[0]
         updated = []
-        for x, q, U_start in zip(self.x0, self.trajectories, self.e_step_starts()):
+        starts = self.trajectory_starts(np.stack([q.U for q in self.trajectories]), self.config.e_step_start)
+        for x, q, U_start in zip(self.x0, self.trajectories, starts):
             Z = sample_marginals(q.traj, self.config.linearization_samples, self.rng)
             pi = self.policy.linearize(np.concatenate([q.X[None], Z[..., :dX]]))
             penalty = gaussian_policy_penalty(pi, pi.inv_cov, np.ones(T))
             updated.append(ilqg(self.model, self.cost, x, U_start, settings, penalty, self.state_slices))
         self.trajectories = updated
-
-    def e_step_starts(self) -> np.ndarray:
-        """[M, T, dU] the actions each q_i's E-step starts from (config.e_step_start)."""
-        previous = np.stack([q.U for q in self.trajectories])
-        if self.config.e_step_start == "previous":
-            return previous
-        try:
-            return policy_rollouts(self.model, self.policy, self.x0, previous.shape[1])[1]
-        except NonFiniteActionError:
-            # A policy that diverges somewhere gives no trajectory to improve; q's own mean still is one.
-            return previous
 
     def iteration(self) -> VGPSIteration:
         """One pass of Alg. 1 lines 3–6."""

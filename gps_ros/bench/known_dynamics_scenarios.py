@@ -76,7 +76,11 @@ _COVARIANCE = CovarianceUpdateSettings(max_inner_iterations=10, max_outer_iterat
 # the few steps where q's action covariance is tiny (eigenvalues down to 1e-5): π starts nearly
 # deterministic (σ 0.008) and not swimming (cost 8.4-9.2), and λ_t = 1 pulls q onto it (q's cost
 # 0.35 -> 23 in one step); from λ_t = 0.01 the dual ascent raises λ_t where π and q disagree
-# (cost 1.1, 1.16 m forward at iteration 20).
+# (cost 1.1, 1.16 m forward at iteration 20). These settings were chosen before the initial policy
+# was fit by maximum likelihood and the mean update started from π's rollout (CGPSConfig's
+# trajectory_start): with both, dev seed 10 ended at 0.28 (0.92 × its DDP) at iteration 20,
+# against 0.62 (2.0 ×) before; with the rollout start alone and the I-projection's initial π it
+# stayed at the non-swimming policy (cost 7.0 at iteration 4).
 # The VGPS swimmer anneals β from 1e3 to 1e2, not 1e4 to 1e3 (dev seed 10, E-step from q's previous
 # mean): at the higher magnitudes the E-step's −log π term barely moved q (q's cost stayed at
 # 0.28-0.30, below DDP's, in a gait the 5-unit policy does not reproduce) and the deterministic

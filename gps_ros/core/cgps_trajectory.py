@@ -210,13 +210,15 @@ def cgps_trajectory_step(
     lam: np.ndarray,
     settings: CGPSTrajectorySettings = CGPSTrajectorySettings(),
     state_slices: Mapping[str, slice] | None = None,
+    U_start: np.ndarray | None = None,
 ) -> CGPSTrajectoryResult:
     """One iteration of Alg. 2 for one trajectory distribution.
 
     q: the current conditionals N(K_t x + k_t, A_t) (its mean trajectory is the model's rollout of
     u = K_t x + k_t from x1.mu); policy: π linearised along q's mean, N(K^π_t x + k^π_t, Σ^π_t);
-    lam: [T] the multipliers λ_t >= 0. Returns the new q, its marginals and the Laplace KL per step
-    for the dual update.
+    lam: [T] the multipliers λ_t >= 0; U_start: [T, dU] the actions the mean update's iLQG starts
+    from (None: q's mean actions). Returns the new q, its marginals and the Laplace KL per step for
+    the dual update.
     """
     dX, dU = int(model.dX), int(model.dU)
     T = q.T
@@ -228,7 +230,7 @@ def cgps_trajectory_step(
     mu1 = check_array("x1.mu", x1.mu, (dX,))
     sigma1 = check_array("x1.sigma", x1.sigma, (dX, dX))
 
-    U_hat = _mean_actions(model, q, mu1)
+    U_hat = _mean_actions(model, q, mu1) if U_start is None else check_array("U_start", U_start, (T, dU))
     mean = ilqg(model, cost, mu1, U_hat, settings.ddp, gaussian_policy_penalty(policy, q.inv_cov, lam), state_slices)
     X, U, dynamics = mean.X, mean.U, mean.dynamics
     H = expansion_hessian(mean.task_expansion)

@@ -1,5 +1,7 @@
 """Constrained GPS (Levine & Koltun 2014, Alg. 1) on the pendulum task of test_variational_gps."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -26,12 +28,13 @@ CONFIG = CGPSConfig(
 )
 
 
-def test_policy_reaches_ddp_cost_and_matches_q():
+@pytest.mark.parametrize("trajectory_start", ["policy", "previous"])
+def test_policy_reaches_ddp_cost_and_matches_q(trajectory_start):
     model = Pendulum()
     policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
     untrained = np.mean([policy_cost(model, policy, x, T) for x in X0])
     with torch_threads(1):
-        cgps = ConstrainedGPS(model, COST, X0, policy, CONFIG, T=T, seed=0)
+        cgps = ConstrainedGPS(model, COST, X0, policy, replace(CONFIG, trajectory_start=trajectory_start), T=T, seed=0)
         ddp = np.mean([expand_around(COST, q.X, q.U).l.sum() for q in cgps.initial])
         infos = [cgps.iteration() for _ in range(CONFIG.iterations)]
     trained = np.mean([policy_cost(model, policy, x, T) for x in X0])
@@ -72,6 +75,7 @@ def test_sampled_kl_matches_monte_carlo():
         (lambda: CGPSConfig(lambda_init=-1.0), "lambda_init"),
         (lambda: CGPSConfig(dual_step=0.0), "dual_step"),
         (lambda: CGPSConfig(kl_target=-0.1), "kl_target"),
+        (lambda: CGPSConfig(trajectory_start="q"), "trajectory_start"),
         (lambda: ConstrainedGPS(Pendulum(), COST, np.zeros(2), SoftplusPolicy(2, 1, 2), CONFIG, T=5), "x0"),
         (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 2, 2), CONFIG, T=5), "policy"),
     ],

@@ -161,6 +161,22 @@ def test_zero_multipliers_give_the_max_entropy_lqr_solution():
     np.testing.assert_allclose(res.traj.mu_x, res.X, atol=1e-10)
 
 
+def test_mean_update_reaches_the_lqr_solution_from_any_start():
+    """On a linear system with quadratic cost one Newton step from any actions U_start is the optimum."""
+    rng, system, cost, x1 = _linear_problem()
+    q = LinearGaussianPolicy(np.zeros((T, dU, dX)), np.zeros((T, dU)), np.tile(np.eye(dU), (T, 1, 1)))
+    policy = LinearGaussianPolicy(np.zeros((T, dU, dX)), np.zeros((T, dU)), np.tile(np.eye(dU), (T, 1, 1)))
+    settings = CGPSTrajectorySettings(ddp=ILQGSettings(max_iterations=1, mu_init=0.0))
+    U_start = 5.0 * rng.standard_normal((T, dU))
+    res = cgps_trajectory_step(LinearModel(system), cost, x1, q, policy, np.zeros(T), settings, U_start=U_start)
+    K, k, _ = lqr_optimum(system, cost, x1)
+    np.testing.assert_allclose(res.q.K, K, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.q.k, k, rtol=1e-8, atol=1e-10)
+    assert res.mean.cost_history[0] > res.mean.cost_history[-1]
+    with pytest.raises(ValueError, match=r"U_start: expected shape"):
+        cgps_trajectory_step(LinearModel(system), cost, x1, q, policy, np.zeros(T), settings, U_start=U_start[:-1])
+
+
 def test_large_multipliers_pull_q_onto_the_policy():
     rng, system, cost, x1 = _linear_problem(1)
     q = LinearGaussianPolicy(np.zeros((T, dU, dX)), np.zeros((T, dU)), np.tile(np.eye(dU), (T, 1, 1)))
