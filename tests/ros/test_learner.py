@@ -185,4 +185,8 @@ def test_manual_resets_wait_for_the_operator(ros, graph):
         assert proc.wait(WAIT) == 0, (tmp_path / "learner.log").read_text()[-3000:]
     finally:
         node.destroy_node()
-    assert len(acknowledged) == 2 == len(trial_files(samples))  # one sample and one evaluation trial
+    # One acknowledged reset per trial attempt: one sample and one evaluation trial, plus any attempt
+    # the learner retried (on a loaded machine a trial can time out; its retry asks for a new reset).
+    retries = len(re.findall(r"attempt \d+/\d+ failed", (tmp_path / "learner.log").read_text()))
+    assert len(acknowledged) == 2 + retries
+    assert 2 <= len(trial_files(samples)) <= len(acknowledged)
