@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from gps_ros.algorithms.known_model_search import KnownModelSearch, check_trajectory_start, sample_marginals
+from gps_ros.algorithms.known_model_search import KnownModelSearch, check_trajectory_start
 from gps_ros.algorithms.variational_gps import CostSchedule
 from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, cgps_trajectory_step, dual_update
 from gps_ros.core.costs.base import value_around
@@ -129,18 +129,16 @@ class ConstrainedGPS(KnownModelSearch):
         self.x1 = [InitialStateDistribution(x, ddp.initial_state_cov * np.eye(model.dX)) for x in self.x0]
         T = self.initial[0].X.shape[0]
         self.lam = np.full((len(self.x0), T), float(config.lambda_init))
-        policy.set_normalization(self._state_samples().reshape(-1, model.dX))
+        policy.set_normalization(self.state_samples([s.traj for s in self.trajectories]).reshape(-1, model.dX))
         self.fit_to_marginals([r.traj for r in self.initial])
 
     def trajectory_step(self, beta: float) -> None:
         """Alg. 1 line 3: Alg. 2 iterations on each q_i against π linearised over samples from q_i."""
         settings = replace(self.config.trajectory, ddp=replace(self.config.trajectory.ddp, cost_weight=beta))
-        dX = self.model.dX
         starts = self.trajectory_starts(np.stack([s.U for s in self.trajectories]), self.config.trajectory_start)
         for i, (state, U_start) in enumerate(zip(self.trajectories, starts)):
             for _ in range(self.config.trajectory_steps):
-                Z = sample_marginals(state.traj, self.config.linearization_samples, self.rng)
-                pi = self.policy.linearize(np.concatenate([state.X[None], Z[..., :dX]]))
+                pi = self.linearize_policy(state.traj, state.X)
                 r = cgps_trajectory_step(self.model, self.cost, self.x1[i], state.q, pi, self.lam[i], settings,
                                          self.state_slices, U_start)
                 state, U_start = TrajectoryState(r.X, r.U, r.q, r.traj), None
@@ -151,7 +149,7 @@ class ConstrainedGPS(KnownModelSearch):
         self.k += 1
         beta = self.config.schedule.beta(self.k)
         self.trajectory_step(beta)
-        X = self._state_samples()
+        X = self.state_samples([s.traj for s in self.trajectories])
         loss = self._policy_step(X, self.lam)
         kl = np.stack([sampled_policy_kl(self.policy, s.q, X[i]) for i, s in enumerate(self.trajectories)])
         self.lam = np.stack([dual_update(lam, d, self.config.kl_target, self.config.dual_step) for lam, d in zip(self.lam, kl)])
@@ -159,11 +157,6 @@ class ConstrainedGPS(KnownModelSearch):
             value_around(self.cost, s.X, s.U, state_slices=self.state_slices).sum() for s in self.trajectories
         ])
         return CGPSIteration(self.k, beta, loss, kl, self.lam.copy(), ddp_cost)
-
-    def _state_samples(self) -> np.ndarray:
-        """[M, S, T, dX]: fit_samples states per time step from each q_i(x_t)."""
-        dX = self.model.dX
-        return np.stack([sample_marginals(s.traj, self.config.fit_samples, self.rng)[..., :dX] for s in self.trajectories])
 
     def _policy_step(self, X: np.ndarray, lam: np.ndarray) -> float:
         """Alg. 1 line 4 (Sec. 3.2): π → the λ-weighted I-projection onto each q_i(u|x_t) at X [M, S, T, dX]."""

@@ -21,6 +21,7 @@ import numpy as np
 from gps_ros.core.costs.base import Cost, value_around
 from gps_ros.core.ilqg import ILQGResult, ILQGSettings, ilqg
 from gps_ros.core.known_model import DynamicsModel
+from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.traj_distribution import TrajectoryDistribution
 from gps_ros.core.validation import check_array
 from gps_ros.policies.softplus_policy import SoftplusPolicy
@@ -140,6 +141,16 @@ class KnownModelSearch:
 
     def _start(self) -> None:
         raise NotImplementedError
+
+    def state_samples(self, trajs: Sequence[TrajectoryDistribution]) -> np.ndarray:
+        """[M, S, T, dX]: config.fit_samples states per time step from each q_i(x_t)."""
+        return np.stack([sample_marginals(traj, self.config.fit_samples, self.rng)[..., : self.model.dX] for traj in trajs])
+
+    def linearize_policy(self, traj: TrajectoryDistribution, X: np.ndarray) -> LinearGaussianPolicy:
+        """π linearised per time step, its derivatives averaged over q's mean states X [T, dX] and
+        config.linearization_samples samples from q's marginals traj (VGPS Sec. 4)."""
+        Z = sample_marginals(traj, self.config.linearization_samples, self.rng)
+        return self.policy.linearize(np.concatenate([X[None], Z[..., : self.model.dX]]))
 
     def fit_to_marginals(self, trajs: Sequence[TrajectoryDistribution]) -> float:
         """Fit π by maximum likelihood to config.fit_samples samples per time step from each q_i's

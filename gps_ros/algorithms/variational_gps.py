@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from gps_ros.algorithms.known_model_search import KnownModelSearch, check_trajectory_start, sample_marginals
+from gps_ros.algorithms.known_model_search import KnownModelSearch, check_trajectory_start
 from gps_ros.core.ilqg import ILQGResult, ILQGSettings, gaussian_policy_penalty, ilqg
 from gps_ros.policies.softplus_policy import PolicyFitSettings
 
@@ -93,8 +93,8 @@ class VariationalGPS(KnownModelSearch):
 
     def _start(self) -> None:
         self.trajectories: list[ILQGResult] = list(self.initial)
-        Z = np.concatenate([sample_marginals(q.traj, self.config.fit_samples, self.rng) for q in self.trajectories])
-        self.policy.set_normalization(Z[..., : self.model.dX].reshape(-1, self.model.dX))
+        X = self.state_samples([q.traj for q in self.trajectories])
+        self.policy.set_normalization(X.reshape(-1, self.model.dX))
 
     def m_step(self) -> float:
         """Fit π to samples from every q_i's marginals by maximum likelihood; the final loss."""
@@ -104,12 +104,11 @@ class VariationalGPS(KnownModelSearch):
         """Re-optimise each q_i by iLQG with cost β c − log π (π linearised over samples from q_i's
         marginals), from the actions ``trajectory_starts`` gives."""
         settings = replace(self.config.e_step, cost_weight=beta)
-        dX, T = self.model.dX, self.trajectories[0].X.shape[0]
+        T = self.trajectories[0].X.shape[0]
         updated = []
         starts = self.trajectory_starts(np.stack([q.U for q in self.trajectories]), self.config.e_step_start)
         for x, q, U_start in zip(self.x0, self.trajectories, starts):
-            Z = sample_marginals(q.traj, self.config.linearization_samples, self.rng)
-            pi = self.policy.linearize(np.concatenate([q.X[None], Z[..., :dX]]))
+            pi = self.linearize_policy(q.traj, q.X)
             penalty = gaussian_policy_penalty(pi, pi.inv_cov, np.ones(T))
             updated.append(ilqg(self.model, self.cost, x, U_start, settings, penalty, self.state_slices))
         self.trajectories = updated

@@ -87,17 +87,16 @@ def test_e_step_starts_from_the_policy_rollout_or_the_previous_q():
     with torch_threads(1):
         vgps = VariationalGPS(model, COST, X0, policy, CONFIG, T=T, seed=0)
         vgps.m_step()
+        previous = np.stack([q.U for q in vgps.initial])
         # π's own rollout, stepped here one action at a time.
-        for x, U in zip(X0, vgps.trajectory_starts(np.stack([q.U for q in vgps.initial]), vgps.config.e_step_start)):
+        for x, U in zip(X0, vgps.trajectory_starts(previous, "policy")):
             for u in U:
                 np.testing.assert_allclose(u, policy.act(x), rtol=1e-12)
                 x = model.step(x, u)
-        vgps.config = replace(CONFIG, e_step_start="previous")
-        np.testing.assert_array_equal(vgps.trajectory_starts(np.stack([q.U for q in vgps.initial]), vgps.config.e_step_start), np.stack([q.U for q in vgps.initial]))
+        np.testing.assert_array_equal(vgps.trajectory_starts(previous, "previous"), previous)
         # A policy whose actions overflow gives no trajectory: the E-step starts from q's mean.
-        vgps.config = CONFIG
         policy.set_mean_weights(np.full_like(policy.mean_weights(), 1e300))
-        np.testing.assert_array_equal(vgps.trajectory_starts(np.stack([q.U for q in vgps.initial]), vgps.config.e_step_start), np.stack([q.U for q in vgps.initial]))
+        np.testing.assert_array_equal(vgps.trajectory_starts(previous, "policy"), previous)
 
 
 def test_schedule_is_exponential_then_fixed():
