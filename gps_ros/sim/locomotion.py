@@ -188,6 +188,8 @@ class LocomotionTask:
     init_qpos_std / init_qvel_std: std of the Gaussian perturbations of the actuated joint
     angles / of all velocities in ``initial_states``; fall_height / fall_angle: ``fell``
     thresholds on root height (below) and |root angle| (above), None for no test;
+    walk_speed: the average forward speed (m/s) a rollout must keep, besides not falling, to
+    count as ``walked`` (a policy that stands still at the target height does not fall);
     unobserved_qpos: qpos indices hidden from the policy (``policy_inputs``): root coordinates that
     neither the dynamics nor the cost depend on, so that a gait learnt at one place works at any other.
     Derived: dynamics (a MujocoDynamicsModel), dX, dU, nq, state_slices.
@@ -206,6 +208,7 @@ class LocomotionTask:
     init_qvel_std: float = 0.0
     fall_height: float | None = None
     fall_angle: float | None = None
+    walk_speed: float = 0.0
     unobserved_qpos: tuple[int, ...] = ()
     dynamics: MujocoDynamicsModel = field(init=False)
 
@@ -236,6 +239,7 @@ class LocomotionTask:
         object.__setattr__(self, "rest_qpos", rest)
         for name in ("init_qpos_std", "init_qvel_std"):
             object.__setattr__(self, name, check_scalar(name, getattr(self, name), minimum=0.0))
+        object.__setattr__(self, "walk_speed", check_scalar("walk_speed", self.walk_speed, minimum=0.0))
         for name in ("fall_height", "fall_angle"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, check_scalar(name, getattr(self, name), minimum=0.0))
@@ -309,6 +313,13 @@ class LocomotionTask:
             fallen |= np.any(np.abs(X[..., self.angle_index]) > self.fall_angle, axis=-1)
         return fallen
 
+    def walked(self, X: np.ndarray) -> np.ndarray:
+        """X: [T, dX] or [N, T, dX] -> whether the rollout did not fall and its root kept an average
+        forward speed of at least walk_speed over the T - 1 steps (bool scalar array, or [N])."""
+        X = self._check_trajectories(X)
+        duration = (X.shape[-2] - 1) * self.dt
+        return ~self.fell(X) & (self.forward_distance(X) >= self.walk_speed * duration)
+
     def _check_trajectories(self, X: np.ndarray) -> np.ndarray:
         ndim = np.ndim(X)
         if ndim not in (2, 3):
@@ -348,12 +359,13 @@ def walker_task() -> LocomotionTask:
     v_x* = 0.8 m/s and p_y* = 1.23 m (near what the hand-written gait of gps_ros.sim.gait
     does), initial velocities perturbed by 0.05 (joint angles left at the standing pose
     so the feet start on the ground), fallen when the torso centre drops below 0.8 m or
-    leans more than 1 rad, the policy sees the state without the root's x.
+    leans more than 1 rad, walked when it also kept 0.4 m/s (half of v_x*) on average, the policy
+    sees the state without the root's x.
     """
     model = mujoco.MjModel.from_xml_path(str(MODELS_DIR / "walker.xml"))
     cost = LocomotionCost(w_u=1e-4, velocity_index=model.nq + 0, target_velocity=0.8, height_index=1, target_height=1.23)
     return LocomotionTask(
         name="walker", model=model, dt=0.01, T=300, cost=cost,
-        x_index=0, angle_index=2, height_index=1, init_qvel_std=0.05, fall_height=0.8, fall_angle=1.0,
+        x_index=0, angle_index=2, height_index=1, init_qvel_std=0.05, fall_height=0.8, fall_angle=1.0, walk_speed=0.4,
         unobserved_qpos=(0,),
     )

@@ -134,7 +134,7 @@ def test_gait_controller_walks_the_whole_horizon(walker):
         assert X.shape == (walker.T, walker.dX) and U.shape == (walker.T, walker.dU)
         np.testing.assert_array_equal(X[0], x0)
         np.testing.assert_array_equal(X[1:], walker.rollout(x0, U)[1:])  # U reproduces X in open loop
-        assert not walker.fell(X)
+        assert not walker.fell(X) and walker.walked(X)
         assert walker.forward_distance(X) > 1.0
         assert np.all(np.abs(U) <= walker.model.actuator_ctrlrange[:, 1] + 1e-12)
 
@@ -184,6 +184,8 @@ def test_hidden_root_coordinates_change_neither_dynamics_nor_cost(name, request)
     (lambda: replace(swimmer_task(), unobserved_qpos=(1, 1)), "unobserved_qpos"),
     (lambda: swimmer_task().initial_states(0, np.random.default_rng()), "n"),
     (lambda: swimmer_task().fell(np.zeros((5, 9))), "X"),
+    (lambda: replace(walker_task(), walk_speed=-0.1), "walk_speed"),
+    (lambda: walker_task().walked(np.zeros(18)), "X"),
     (lambda: LocomotionCost(w_u=1.0, velocity_index=12, target_velocity=0.0).expand(
         SampleBatch(np.zeros((1, 2, 10)), np.zeros((1, 2, 2)))), "velocity_index"),
     (lambda: demonstration(walker_task(), np.zeros(17)), "x0"),
@@ -196,3 +198,17 @@ def test_hidden_root_coordinates_change_neither_dynamics_nor_cost(name, request)
 def test_bad_input_names_the_field(make, field):
     with pytest.raises(ValueError, match=field):
         make()
+
+
+def test_walked_needs_no_fall_and_the_walk_speed(walker):
+    """Synthetic root trajectories: upright at the target height, moving at a constant speed."""
+    T = 101
+    duration = (T - 1) * walker.dt
+    X = np.tile(walker.rest_state, (3, T, 1))
+    for n, speed in enumerate((0.0, 0.39, 0.41)):
+        X[n, :, walker.x_index] = speed * walker.dt * np.arange(T)
+    assert walker.walk_speed == 0.4 and duration == pytest.approx(1.0)
+    np.testing.assert_array_equal(walker.walked(X), [False, False, True])
+    fallen = X[2].copy()
+    fallen[60:, walker.height_index] = walker.fall_height - 0.01
+    assert not walker.walked(fallen) and walker.walked(X[2])
