@@ -59,7 +59,8 @@ class CovarianceUpdateResult:
     """K: [T, dU, dX] feedback (Eq. 7); A: [T, dU, dU] conditional covariances (Eq. 8); S: [T, dX, dX] the
     state covariances of q the last backward pass used; M: [T, dU, dU] the matrix M_t of Eq. 8 at
     (K, A, S); outer_iterations: backward passes run; converged: K and A stopped changing (both the
-    per-step alternation and the passes)."""
+    per-step alternation and the passes); kept_steps: time steps whose Q_uu was not positive
+    definite in some pass, where K_t and A_t kept their values instead of solving Eq. 7-8."""
 
     K: np.ndarray
     A: np.ndarray
@@ -67,6 +68,7 @@ class CovarianceUpdateResult:
     M: np.ndarray
     outer_iterations: int
     converged: bool
+    kept_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ def covariance_update(
     rrT = r[:, :, None] * r[:, None, :]
 
     converged = False
+    kept: set[int] = set()
     for outer in range(1, settings.max_outer_iterations + 1):
         S = forward_arrays(K, np.zeros((T, dU)), A, F, np.zeros((T, dX)), dynamics.W, np.zeros(dX), sigma1).sigma_x
         K_prev, A_prev = K.copy(), A.copy()
@@ -175,10 +178,14 @@ def covariance_update(
         for t in range(T - 1, -1, -1):
             Q = H[t] + F[t].T @ V @ F[t] if t < T - 1 else H[t]
             Qxx, Qux, Quu = Q[:dX, :dX], Q[dX:, :dX], Q[dX:, dX:]
-            if not np.all(batched_cholesky(Quu)[1]):
-                raise ValueError(f"cost_hessian: Q_uu at t={t} is not positive definite; Eq. 8 needs a PD Q_uu")
             Kt, At = K[t], A[t]
-            for _ in range(settings.max_inner_iterations):
+            # Eq. 8 has no PD solution where Q_uu is not PD. With a PSD cost Hessian that cannot happen
+            # in exact arithmetic, yet a 350-step walker run met it (iteration 17) and lost the run
+            # when this raised: such a step keeps its K_t and A_t, and the result counts it.
+            pd = bool(np.all(batched_cholesky(Quu)[1]))
+            if not pd:
+                kept.add(t)
+            for _ in range(settings.max_inner_iterations if pd else 0):
                 K_new = eq7_feedback(Quu, Qux, At, lam[t], Kp[t])
                 D = K_new - Kp[t]
                 A_new = care_covariance(Quu, lam[t], Sp[t] + rrT[t] + D @ S[t] @ D.T)
@@ -187,7 +194,7 @@ def covariance_update(
                 if done:
                     break
             else:
-                inner_converged = False
+                inner_converged = inner_converged and not pd
             K[t], A[t] = Kt, At
             D = Kt - Kp[t]
             V = Qxx + Kt.T @ Qux + Qux.T @ Kt + Kt.T @ Quu @ Kt + lam[t] * D.T @ np.linalg.solve(At, D)
@@ -198,7 +205,7 @@ def covariance_update(
     S = forward_arrays(K, np.zeros((T, dU)), A, F, np.zeros((T, dX)), dynamics.W, np.zeros(dX), sigma1).sigma_x
     D = K - Kp
     M = Sp + rrT + D @ S @ np.swapaxes(D, 1, 2)
-    return CovarianceUpdateResult(K, A, S, M, outer, converged)
+    return CovarianceUpdateResult(K, A, S, M, outer, converged, len(kept))
 
 
 def cgps_trajectory_step(

@@ -249,3 +249,30 @@ def test_bad_inputs_name_the_field():
     with pytest.raises(ValueError, match="policy.K"):
         cgps_trajectory_step(LinearModel(system), cost, x1, q,
                              LinearGaussianPolicy(K0[:-1], np.zeros((T - 1, dU)), A0[:-1]), np.zeros(T))
+
+
+def test_a_step_whose_q_uu_is_not_positive_definite_keeps_its_k_and_a():
+    """An indefinite action block in the last step's cost Hessian (where Q_uu = ℓ_uu): that step keeps
+    K_init and A_init, and every earlier step still satisfies Eq. 7 and Eq. 8 under the value
+    recursion (Eq. 6) through it."""
+    dynamics, H, sigma1, r, policy, lam = _covariance_problem()
+    rng = np.random.default_rng(5)
+    K0, A0 = 0.1 * rng.standard_normal((T, dU, dX)), np.tile(np.eye(dU), (T, 1, 1))
+    assert covariance_update(dynamics, H, sigma1, r, policy, lam, K0, A0).kept_steps == 0
+    H = H.copy()
+    H[-1, dX:, dX:] = np.diag(np.linspace(-1.0, 1.0, dU))
+    res = covariance_update(dynamics, H, sigma1, r, policy, lam, K0, A0)
+    assert res.kept_steps == 1 and res.converged
+    np.testing.assert_array_equal(res.K[-1], K0[-1])
+    np.testing.assert_array_equal(res.A[-1], A0[-1])
+    V = np.zeros((dX, dX))
+    for t in range(T - 1, -1, -1):
+        Q = H[t] + dynamics.F[t].T @ V @ dynamics.F[t]
+        Quu, Qux, Qxx = Q[dX:, dX:], Q[dX:, :dX], Q[:dX, :dX]
+        Ainv = np.linalg.inv(res.A[t])
+        if t < T - 1:
+            assert _eq8_residual(res.A[t], Quu, lam[t], res.M[t]) < 1e-8
+            K_eq7 = -np.linalg.solve(Quu + lam[t] * Ainv, Qux - lam[t] * Ainv @ policy.K[t])
+            np.testing.assert_allclose(res.K[t], K_eq7, rtol=1e-6, atol=1e-8)
+        K, D = res.K[t], res.K[t] - policy.K[t]
+        V = Qxx + K.T @ Qux + Qux.T @ K + K.T @ Quu @ K + lam[t] * D.T @ Ainv @ D
