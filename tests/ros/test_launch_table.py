@@ -191,13 +191,21 @@ def test_dry_run_prints_the_commands_and_names_missing_nodes(tmp_path):
         assert f"node {name} is not available yet" in out.stderr
 
 
-def test_launch_refuses_when_nodes_are_missing_unless_told_to_skip():
-    from gps_ros.ros.launch_table import resolve, unavailable
+def test_launch_refuses_when_a_node_cannot_start_unless_told_to_skip(monkeypatch, capsys):
+    from gps_ros import cli
+    from gps_ros.ros import launch_table
 
-    if not unavailable(resolve("train", {})):
-        pytest.skip("every node of the train graph exists now")
-    out = _cli("train")
-    assert out.returncode != 0 and "--skip-missing starts the others" in out.stderr
+    why = "not available yet (module gps_ros.ros.recorder_node not found)"
+    monkeypatch.setattr(launch_table, "unavailable", lambda nodes: {"recorder": why})
+    started = []
+    monkeypatch.setattr(launch_table, "run_nodes", lambda nodes, timeout: started.append(nodes) or 0)
+    with pytest.raises(SystemExit, match="1 node\\(s\\) of 'train' cannot start; --skip-missing starts the others"):
+        cli.main(["launch", "train"])
+    assert f"node recorder is {why}" in capsys.readouterr().err
+    assert not started
+    assert cli.main(["launch", "train", "--skip-missing"]) == 0
+    names = [n.executable for n in started[0]]
+    assert "recorder" not in names and names == [n.executable for n in launch_table.resolve("train", {}) if n.executable != "recorder"]
 
 
 def test_launch_starts_the_available_nodes_and_forwards_sigint(tmp_path):

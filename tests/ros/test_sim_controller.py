@@ -510,12 +510,6 @@ def test_image_trial_reproduces_the_agent_images(graph):
     np.testing.assert_allclose(np.array(sample.observations).reshape(T, dO), ref.obs[0], rtol=0, atol=1e-9)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="seen once in a loaded full-suite run before the executor fix (gps_ros.ros.executors; rclpy's busy "
-    "loop starved the controller's timer): the between-trial hold PD, delayed, went unstable (joint 1 at 5 rad/s "
-    "after 3 s). It has passed in every run since; kept non-strict until it has passed under load for longer.",
-)
 def test_free_running_trial_then_hold(free_running):
     from action_msgs.msg import GoalStatus
 
