@@ -31,12 +31,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gps_ros.algorithms.global_policy import (
-    GPSIterationResult, PhaseTimes, check_global_policy, check_observations, linearize_global_policy, local_mean_actions,
+    GlobalPolicySettings, GPSIterationResult, LocalGlobalSearch, PhaseTimes, linearize_global_policy, local_mean_actions,
     s_step_update,
 )
-from gps_ros.algorithms.local_models import (
-    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_models,
-)
+from gps_ros.algorithms.local_models import LocalModel
 from gps_ros.core.costs.base import Cost
 from gps_ros.core.gaussian import chol_inverse, chol_log_det
 from gps_ros.core.kl import gaussian_policy_kl, policy_kl_per_step
@@ -45,17 +43,16 @@ from gps_ros.core.kl_lqr import (
     surrogate_prior_terms,
 )
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
-from gps_ros.core.priors import DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
+from gps_ros.core.priors import DynamicsPriorGMM, PolicyPriorGMM
 from gps_ros.core.samples import SampleBatch
 from gps_ros.core.step_size import StepSizeConfig, new_step_multiplier
 from gps_ros.core.traj_distribution import expected_cost, forward_arrays
 from gps_ros.core.validation import check_array
 from gps_ros.policies.gaussian_policy import GaussianPolicy
-from gps_ros.policies.sstep import SStep, SStepConfig
 
 
 @dataclass(frozen=True)
-class BADMMConfig(LocalModelSettings):
+class BADMMConfig(GlobalPolicySettings):
     """kl_step, initial_step_mult, step_size: ε = kl_step · T · multiplier against the sampled
     local policy, multiplier by the classic rule; inner_iterations: C/S/dual rounds per batch of
     samples; policy_dual_rate: α of the λ step; initial_policy_weight: ν_t at the start;
@@ -69,10 +66,6 @@ class BADMMConfig(LocalModelSettings):
     initial_policy_weight: float = 0.01
     weight_step_schedule: tuple[float, ...] = (1e-2,)
     min_policy_weight: float = 1e-4
-    policy_prior: PolicyPriorConfig | None = field(default_factory=PolicyPriorConfig)
-    dynamics_regularization: float = 1e-6
-    policy_regularization: float = 1e-6
-    s_step: SStepConfig = field(default_factory=SStepConfig)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -197,7 +190,7 @@ def dual_step(
     return lambda_k + rate * nu[:, None] * np.einsum("tij,tj->ti", local.inv_cov, mismatch)
 
 
-class BADMM:
+class BADMM(LocalGlobalSearch):
     """M conditions with one local policy each and one neural global policy; same interface as MDGPS."""
 
     def __init__(
@@ -207,29 +200,18 @@ class BADMM:
         initial_policies: Sequence[LinearGaussianPolicy],
         global_policy: GaussianPolicy,
     ) -> None:
-        check_initial_policies(initial_policies)
-        check_global_policy(global_policy, initial_policies[0].dU)
-        self.costs = cost_per_condition(costs, len(initial_policies))
-        self.config = config
-        self.global_policy = global_policy
-        self.s_step = SStep(global_policy, config.s_step)
-        self.iteration_count = 0
+        super().__init__(config, costs, initial_policies, global_policy)
         T, dU = initial_policies[0].T, initial_policies[0].dU
         self._conditions = [
             _ConditionState(
                 p,
-                None if config.dynamics_prior is None else DynamicsPriorGMM(config.dynamics_prior),
-                None if config.policy_prior is None else PolicyPriorGMM(config.policy_prior),
+                *self._new_priors(),
                 config.initial_step_mult,
                 np.zeros((T, dU)),
                 np.full(T, float(config.initial_policy_weight)),
             )
             for p in initial_policies
         ]
-
-    @property
-    def local_policies(self) -> list[LinearGaussianPolicy]:
-        return [c.policy for c in self._conditions]
 
     def sampling_policies(self) -> list[LinearGaussianPolicy]:
         """BADMM samples the local policies."""
@@ -238,12 +220,9 @@ class BADMM:
     def iteration(self, samples_per_condition: Sequence[SampleBatch]) -> GPSIterationResult:
         """One BADMM iteration (inner_iterations C/S/dual rounds) from samples of local_policies."""
         cfg = self.config
-        T, dU, dX = self._conditions[0].policy.K.shape
-        check_sample_batches(samples_per_condition, len(self._conditions), T, dX, dU)
-        check_observations(samples_per_condition, self.global_policy.dO)
         t0 = time.perf_counter()
-        models = fit_local_models(self.costs, samples_per_condition, [c.dynamics_prior for c in self._conditions],
-                                  cfg.dynamics_regularization, cfg.initial_state_floor)
+        models = self._fit_local_models(samples_per_condition)
+        T = self._conditions[0].policy.T
         sampled = self.local_policies
         local_costs = [m.policy_cost(p) for m, p in zip(models, sampled)]
         for state, cost in zip(self._conditions, local_costs):

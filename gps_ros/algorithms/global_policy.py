@@ -10,19 +10,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from gps_ros.algorithms.local_models import (
+    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_models,
+)
+from gps_ros.core.costs.base import Cost
 from gps_ros.core.dynamics_fit import fit_linearized_policy
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
-from gps_ros.core.priors import PolicyPriorGMM
+from gps_ros.core.priors import DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
 from gps_ros.core.samples import SampleBatch
 from gps_ros.core.validation import check_array
 from gps_ros.policies.gaussian_policy import GaussianPolicy
 from gps_ros.policies.networks import PolicyArchitecture
-from gps_ros.policies.sstep import SStep
+from gps_ros.policies.sstep import SStep, SStepConfig
 
 
 def mlp_global_policy(dO: int, dU: int, hidden_sizes: Sequence[int] = (40, 40), seed: int = 0) -> GaussianPolicy:
@@ -110,3 +114,58 @@ def check_observations(samples_per_condition: Sequence[SampleBatch], dO: int) ->
     for m, s in enumerate(samples_per_condition):
         if s.dO != dO:
             raise ValueError(f"samples_per_condition[{m}].obs: expected dO={dO} (the global policy's input), got {s.dO}")
+
+
+@dataclass(frozen=True)
+class GlobalPolicySettings(LocalModelSettings):
+    """What the configs of MDGPS and BADMM add to the local models' settings: policy_prior (GMM
+    prior of the global policy's linearisation; None: plain ridge regression), the ridge terms
+    dynamics_regularization and policy_regularization of the fits, and s_step (network training)."""
+
+    policy_prior: PolicyPriorConfig | None = field(default_factory=PolicyPriorConfig)
+    dynamics_regularization: float = 1e-6
+    policy_regularization: float = 1e-6
+    s_step: SStepConfig = field(default_factory=SStepConfig)
+
+
+class LocalGlobalSearch:
+    """What MDGPS and BADMM share: M conditions, each with a cost and one local linear-Gaussian
+    policy (``_conditions[m].policy``, set by the subclass), and one neural global policy trained
+    by the S-step. Subclasses implement ``sampling_policies`` and ``iteration``."""
+
+    _conditions: list[Any]
+
+    def __init__(
+        self,
+        config: GlobalPolicySettings,
+        costs: Cost | Sequence[Cost],
+        initial_policies: Sequence[LinearGaussianPolicy],
+        global_policy: GaussianPolicy,
+    ) -> None:
+        check_initial_policies(initial_policies)
+        check_global_policy(global_policy, initial_policies[0].dU)
+        self.costs = cost_per_condition(costs, len(initial_policies))
+        self.config = config
+        self.global_policy = global_policy
+        self.s_step = SStep(global_policy, config.s_step)
+        self.iteration_count = 0
+
+    @property
+    def local_policies(self) -> list[LinearGaussianPolicy]:
+        return [c.policy for c in self._conditions]
+
+    def _new_priors(self) -> tuple[DynamicsPriorGMM | None, PolicyPriorGMM | None]:
+        """One condition's fresh dynamics and policy priors (None where the config has none)."""
+        cfg = self.config
+        return (None if cfg.dynamics_prior is None else DynamicsPriorGMM(cfg.dynamics_prior),
+                None if cfg.policy_prior is None else PolicyPriorGMM(cfg.policy_prior))
+
+    def _fit_local_models(self, samples_per_condition: Sequence[SampleBatch]) -> list[LocalModel]:
+        """Check the batches against the local policies' sizes and the global policy's input,
+        then fit every condition's dynamics, initial state and cost expansion."""
+        T, dU, dX = self._conditions[0].policy.K.shape
+        check_sample_batches(samples_per_condition, len(self._conditions), T, dX, dU)
+        check_observations(samples_per_condition, self.global_policy.dO)
+        cfg = self.config
+        return fit_local_models(self.costs, samples_per_condition, [c.dynamics_prior for c in self._conditions],
+                                cfg.dynamics_regularization, cfg.initial_state_floor)

@@ -24,28 +24,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gps_ros.algorithms.global_policy import (
-    GPSIterationResult, PhaseTimes, check_global_policy, check_observations, linearize_global_policy, local_mean_actions, s_step_update,
+    GlobalPolicySettings, GPSIterationResult, LocalGlobalSearch, PhaseTimes, linearize_global_policy, local_mean_actions, s_step_update,
 )
-from gps_ros.algorithms.local_models import (
-    LocalModel, LocalModelSettings, check_initial_policies, check_sample_batches, cost_per_condition, fit_local_models,
-)
+from gps_ros.algorithms.local_models import LocalModel
 from gps_ros.core.costs.base import Cost
 from gps_ros.core.kl_lqr import DegenerateCStepError, kl_constrained_lqr
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
-from gps_ros.core.priors import DynamicsPriorGMM, PolicyPriorConfig, PolicyPriorGMM
+from gps_ros.core.priors import DynamicsPriorGMM, PolicyPriorGMM
 from gps_ros.core.samples import SampleBatch
 from gps_ros.core.step_size import StepSizeConfig, new_step_multiplier, new_step_multiplier_global
 from gps_ros.core.traj_distribution import expected_cost
 from gps_ros.policies.base import Policy
 from gps_ros.policies.gaussian_policy import GaussianPolicy
-from gps_ros.policies.sstep import SStep, SStepConfig
 
 STEP_RULES = ("classic", "global")
 SAMPLING = ("off_policy", "on_policy")
 
 
 @dataclass(frozen=True)
-class MDGPSConfig(LocalModelSettings):
+class MDGPSConfig(GlobalPolicySettings):
     """kl_step: ε per time step at multiplier 1; initial_step_mult and step_size: the multiplier
     and its range (the paper's peg example: 0.5–3.0); step_rule: "classic" or "global";
     sampling: "off_policy" (local policies) or "on_policy" (global policy); shared_step: one
@@ -58,10 +55,6 @@ class MDGPSConfig(LocalModelSettings):
     step_rule: str = "classic"
     sampling: str = "off_policy"
     shared_step: bool = True
-    policy_prior: PolicyPriorConfig | None = field(default_factory=PolicyPriorConfig)
-    dynamics_regularization: float = 1e-6
-    policy_regularization: float = 1e-6
-    s_step: SStepConfig = field(default_factory=SStepConfig)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -105,7 +98,7 @@ class _ConditionState:
     predicted_cost: float | None = None  # ℓ^k_{k−1}
 
 
-class MDGPS:
+class MDGPS(LocalGlobalSearch):
     """M conditions with one local policy each and one neural global policy.
 
     The caller samples ``sampling_policies()[m]`` from condition m and passes the batches to
@@ -119,26 +112,15 @@ class MDGPS:
         initial_policies: Sequence[LinearGaussianPolicy],
         global_policy: GaussianPolicy,
     ) -> None:
-        check_initial_policies(initial_policies)
-        check_global_policy(global_policy, initial_policies[0].dU)
-        self.costs = cost_per_condition(costs, len(initial_policies))
-        self.config = config
-        self.global_policy = global_policy
-        self.s_step = SStep(global_policy, config.s_step)
-        self.iteration_count = 0
+        super().__init__(config, costs, initial_policies, global_policy)
         self._conditions = [
             _ConditionState(
                 p,
-                None if config.dynamics_prior is None else DynamicsPriorGMM(config.dynamics_prior),
-                None if config.policy_prior is None else PolicyPriorGMM(config.policy_prior),
+                *self._new_priors(),
                 config.initial_step_mult,
             )
             for p in initial_policies
         ]
-
-    @property
-    def local_policies(self) -> list[LinearGaussianPolicy]:
-        return [c.policy for c in self._conditions]
 
     def sampling_policies(self) -> list[Policy | LinearGaussianPolicy]:
         """What to sample from at each condition for the next iteration."""
@@ -149,12 +131,8 @@ class MDGPS:
     def iteration(self, samples_per_condition: Sequence[SampleBatch]) -> GPSIterationResult:
         """One MDGPS iteration from samples_per_condition[m], drawn from sampling_policies()[m]."""
         cfg = self.config
-        T, dU, dX = self._conditions[0].policy.K.shape
-        check_sample_batches(samples_per_condition, len(self._conditions), T, dX, dU)
-        check_observations(samples_per_condition, self.global_policy.dO)
         start = time.perf_counter()
-        models = fit_local_models(self.costs, samples_per_condition, [c.dynamics_prior for c in self._conditions],
-                                  cfg.dynamics_regularization, cfg.initial_state_floor)
+        models = self._fit_local_models(samples_per_condition)
         s_step_s = 0.0
         if self.iteration_count == 0:
             # The global policy starts untrained: fit it to the initial local policies before linearising it.
