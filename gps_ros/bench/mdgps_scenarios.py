@@ -122,6 +122,12 @@ BADMM_PEG = BADMMConfig(kl_step=2.0, s_step=SStepConfig(iterations=3000, batch_s
 # rules differ: "global" (the step follows the global policy's own improvement) has all 5 starts
 # at iteration 5 in 10 of 10 runs and in 56 of the 60 (run, iteration 5-10) pairs, "classic" in 8
 # of 10 and 48 of 60, on-policy classic in 3 of 10: the target is held to off-policy global.
+# Where it fails (reported seeds 1 and 2), the global policy fitted at iteration 2 turns start 0
+# toward the target before its wall's lower end and sticks to the wall's face, although that start's
+# local samples had reached the target; its local policy, sampled there, stays stuck from then on.
+# Two changes measured worse on dev seeds 10-16 (all 5 starts at iteration 5, against 7 of 7 with
+# these settings): start 0 passing above its wall, the nearer end (via point (-0.5, 1.0)), in 3 of
+# 7 runs, and a clearance cost 0.5 * 100 * max(0, 0.15 - d)^2 on the distance d to each obstacle in 5 of 7.
 MDGPS_POINTMASS = MDGPSConfig(kl_step=0.5, step_size=StepSizeConfig(min_mult=0.1, max_mult=1.0),
                               s_step=SStepConfig(iterations=6000, batch_size=64))
 QUICK_S_STEP = SStepConfig(iterations=50, batch_size=32)
