@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,21 +56,51 @@ def linearize_global_policy(
     return fit_linearized_policy(samples.X, U_mean, global_policy.covariance, prior, regularization), U_mean
 
 
+def check_s_step_history(value: int) -> None:
+    """s_step_history: how many iterations' S-step data the network trains on, an integer >= 1."""
+    if int(value) != value or value < 1:
+        raise ValueError(f"s_step_history: expected an integer >= 1, got {value}")
+
+
+class SStepHistory:
+    """The S-step data (obs [N, T, dO], target_mu [N, T, dU], precision [N, T, dU, dU]) of the last
+    ``iterations`` GPS iterations. Training on them together keeps the network from forgetting
+    states that only earlier iterations' samples visited; 1 is the papers' S-step (current data only)."""
+
+    def __init__(self, iterations: int = 1) -> None:
+        check_s_step_history(iterations)
+        self._past: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=int(iterations) - 1)
+        self._current: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def update(self, s_step: SStep, obs: np.ndarray, target_mu: np.ndarray, precision: np.ndarray) -> float:
+        """Train on this iteration's data together with the kept iterations'; a later call in the same
+        iteration (new targets for the same samples) replaces this one's data. Returns the final loss."""
+        self._current = (obs, target_mu, precision)
+        return s_step.update(*(np.concatenate(parts) for parts in zip(*self._past, self._current)))
+
+    def end_iteration(self) -> None:
+        """Keep the data of this iteration's last update for the next iterations."""
+        if self._current is not None:
+            self._past.append(self._current)
+            self._current = None
+
+
 def s_step_update(
     s_step: SStep,
     samples_per_condition: Sequence[SampleBatch],
     target_mu: Sequence[np.ndarray],
     precision: Sequence[np.ndarray],
+    history: SStepHistory | None = None,
 ) -> float:
     """One S-step on all conditions' samples: obs from samples.obs, target_mu[m] [N_m, T, dU],
-    precision[m] [N_m, T, dU, dU] (or [T, dU, dU], shared by the condition's samples).
-    Returns the S-step's final loss."""
+    precision[m] [N_m, T, dU, dU] (or [T, dU, dU], shared by the condition's samples), with
+    the kept earlier iterations' data when a history is given. Returns the S-step's final loss."""
     obs = np.concatenate([s.obs for s in samples_per_condition])
     mu = np.concatenate(list(target_mu))
     prec = np.concatenate(
         [np.broadcast_to(p, (s.N, *p.shape[-3:])) for s, p in zip(samples_per_condition, precision)]
     )
-    return s_step.update(obs, mu, prec)
+    return (history or SStepHistory()).update(s_step, obs, mu, prec)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gps_ros.algorithms.global_policy import (
-    GlobalPolicySettings, GPSIterationResult, LocalGlobalSearch, PhaseTimes, linearize_global_policy, local_mean_actions, s_step_update,
+    GlobalPolicySettings, GPSIterationResult, LocalGlobalSearch, PhaseTimes, SStepHistory, check_s_step_history,
+    linearize_global_policy, local_mean_actions, s_step_update,
 )
 from gps_ros.algorithms.local_models import LocalModel
 from gps_ros.core.costs.base import Cost
@@ -49,12 +50,15 @@ class MDGPSConfig(GlobalPolicySettings):
     multiplier for all conditions from the condition-mean costs (as the authors' code does)
     instead of one per condition; c_step: η search; dynamics_prior / policy_prior: GMM
     priors (None: plain ridge regression); *_regularization: ridge terms of the fits;
-    initial_state_floor: added to the fitted x_1 covariance; s_step: network training."""
+    initial_state_floor: added to the fitted x_1 covariance; s_step: network training;
+    s_step_history: how many iterations' samples (with their local policies' targets) the S-step
+    trains on (1: the paper's, the current iteration's only)."""
 
     step_size: StepSizeConfig = field(default_factory=lambda: StepSizeConfig(min_mult=0.5, max_mult=3.0))
     step_rule: str = "classic"
     sampling: str = "off_policy"
     shared_step: bool = True
+    s_step_history: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,6 +66,7 @@ class MDGPSConfig(GlobalPolicySettings):
             raise ValueError(f"step_rule: expected one of {STEP_RULES}, got {self.step_rule!r}")
         if self.sampling not in SAMPLING:
             raise ValueError(f"sampling: expected one of {SAMPLING}, got {self.sampling!r}")
+        check_s_step_history(self.s_step_history)
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class MDGPS(LocalGlobalSearch):
         global_policy: GaussianPolicy,
     ) -> None:
         super().__init__(config, costs, initial_policies, global_policy)
+        self._s_step_history = SStepHistory(config.s_step_history)
         self._conditions = [
             _ConditionState(
                 p,
@@ -158,6 +164,7 @@ class MDGPS(LocalGlobalSearch):
 
         t0 = time.perf_counter()
         loss = self._s_step(samples_per_condition)
+        self._s_step_history.end_iteration()
         s_step_s += time.perf_counter() - t0
         self.iteration_count += 1
         return GPSIterationResult(self.iteration_count, reports, loss, PhaseTimes(linearization_s, c_step_s, s_step_s))
@@ -205,4 +212,5 @@ class MDGPS(LocalGlobalSearch):
             samples_per_condition,
             [local_mean_actions(p, s.X) for p, s in zip(policies, samples_per_condition)],
             [p.inv_cov for p in policies],
+            self._s_step_history,
         )

@@ -28,12 +28,11 @@ sample costs and ℓ̂_{k−1} the mean predicted cost,
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from gps_ros.algorithms.global_policy import local_mean_actions
+from gps_ros.algorithms.global_policy import SStepHistory, check_s_step_history, local_mean_actions
 from gps_ros.algorithms.local_models import LocalModelSettings
 from gps_ros.core.clustering import ClusteringConfig, ClusteringResult, TrajectoryCluster, cluster_trajectories
 from gps_ros.core.costs.base import Cost, CostExpansion
@@ -73,8 +72,7 @@ class ResetFreeConfig(LocalModelSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if int(self.s_step_history) != self.s_step_history or self.s_step_history < 1:
-            raise ValueError(f"s_step_history: expected an integer >= 1, got {self.s_step_history}")
+        check_s_step_history(self.s_step_history)
         if not self.initial_state_floor > 0:
             raise ValueError(f"initial_state_floor: expected a positive number, got {self.initial_state_floor}")
 
@@ -155,7 +153,7 @@ class ResetFreeGPS:
         self.last_clustering: ClusteringResult | None = None
         # One per sample of the last iteration; None where its C-step failed.
         self.local_policies: list[LinearGaussianPolicy | None] = []
-        self._s_step_data: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=config.s_step_history)
+        self._s_step_history = SStepHistory(config.s_step_history)
 
     @property
     def global_policy(self) -> GaussianPolicy:
@@ -215,8 +213,8 @@ class ResetFreeGPS:
         K = np.stack([p.K for p in local])
         target_mu = np.einsum("mtij,mtj->mti", K, X[kept]) + np.stack([p.k for p in local])
         precision = np.stack([p.inv_cov for p in local])
-        self._s_step_data.append((samples.obs[kept], target_mu, precision))
-        s_step_loss = self._sstep.update(*(np.concatenate(parts) for parts in zip(*self._s_step_data)))
+        s_step_loss = self._s_step_history.update(self._sstep, samples.obs[kept], target_mu, precision)
+        self._s_step_history.end_iteration()
         s_step_s = time.perf_counter() - start
 
         self._eta = float(np.median([r.eta for r in results]))

@@ -158,8 +158,37 @@ def test_bad_input_names_the_field_and_leaves_state_alone():
         _config(sampling="both")
     with pytest.raises(ValueError, match="kl_step: expected a positive number"):
         _config(kl_step=-1.0)
+    with pytest.raises(ValueError, match="s_step_history: expected an integer >= 1, got 0"):
+        _config(s_step_history=0)
     with pytest.raises(ValueError, match="global_policy: expected a GaussianPolicy with dU=2"):
         MDGPS(_config(), COST, before, mlp_global_policy(4, 3))
+
+
+@pytest.mark.parametrize("history", [1, 2])
+def test_s_step_history_trains_on_earlier_iterations_samples_with_their_final_targets(history):
+    rng = np.random.default_rng(6)
+    system, algorithm = _setup(s_step_history=history, s_step=SStepConfig(iterations=5, batch_size=16))
+    calls = []
+    update = algorithm.s_step.update
+    algorithm.s_step.update = lambda obs, mu, prec: calls.append((obs, mu, prec)) or update(obs, mu, prec)
+    first = _sample(system, algorithm, rng)
+    algorithm.iteration(first)
+    # iteration 1 fits the network twice: to the initial local policies, then to the C-step's
+    assert len(calls) == 2 and all(len(c[0]) == 10 for c in calls)
+    first_targets = np.concatenate([np.einsum("tux,ntx->ntu", p.K, s.X) + p.k
+                                    for p, s in zip(algorithm.local_policies, first)])
+    second = _sample(system, algorithm, rng)
+    algorithm.iteration(second)
+    obs, mu, prec = calls[-1]
+    new_obs = np.concatenate([s.obs for s in second])
+    if history == 1:
+        np.testing.assert_array_equal(obs, new_obs)
+    else:
+        # the earlier batch with the targets of iteration 1's final local policies, not the catch-up's
+        np.testing.assert_array_equal(obs, np.concatenate([np.concatenate([s.obs for s in first]), new_obs]))
+        np.testing.assert_allclose(mu[:10], first_targets)
+        assert not np.allclose(mu[:10], calls[0][1])
+    assert len(mu) == len(prec) == len(obs)
 
 
 class _ConcaveInU:
