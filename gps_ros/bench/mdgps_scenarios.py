@@ -122,16 +122,17 @@ BADMM_PEG = BADMMConfig(kl_step=2.0, s_step=SStepConfig(iterations=3000, batch_s
 # rules differ: "global" (the step follows the global policy's own improvement) has all 5 starts
 # at iteration 5 in 10 of 10 runs and in 56 of the 60 (run, iteration 5-10) pairs, "classic" in 8
 # of 10 and 48 of 60, on-policy classic in 3 of 10: the target is held to off-policy global.
-# Where it fails (reported seeds 1 and 2), the global policy fitted at iteration 2 turns start 0
-# toward the target before its wall's lower end and sticks to the wall's face, although that start's
-# local samples had reached the target; its local policy, sampled there, stays stuck from then on.
+# Where it fails (reported seeds 1 and 2, S-step on the current samples), the iteration-2 global
+# policy turns start 0 toward the target before its wall's lower end and sticks to the wall's face,
+# although that start's local samples had reached the target; its local policy, sampled there, stays stuck from then on.
 # Two changes measured worse on dev seeds 10-16 (all 5 starts at iteration 5, against 7 of 7 with
 # these settings): start 0 passing above its wall, the nearer end (via point (-0.5, 1.0)), in 3 of
 # 7 runs, and a clearance cost 0.5 * 100 * max(0, 0.15 - d)^2 on the distance d to each obstacle in 5 of 7.
 # The S-step trains on the last 3 iterations' samples (as reset-free-reacher's does), so a start the
 # network fitted once is not lost to one iteration's fit: on dev seeds 10-19 all 5 starts in 10 of 10
 # runs at every iteration from 3 to 7 (the current samples only: 9, 9, 10, 10, 9 of 10), at iteration 5
-# in 10 of 10 either way, and in 55 against 54 of the 60 (run, iteration 5-10) pairs.
+# in 10 of 10 either way, and in 55 against 54 of the 60 (run, iteration 5-10) pairs. On the reported
+# seeds it changed nothing at the target: seeds 1 and 2 still lose one start from iteration 1 or 2 on.
 MDGPS_POINTMASS = MDGPSConfig(kl_step=0.5, step_size=StepSizeConfig(min_mult=0.1, max_mult=1.0),
                               s_step=SStepConfig(iterations=6000, batch_size=64), s_step_history=3)
 QUICK_S_STEP = SStepConfig(iterations=50, batch_size=32)
