@@ -101,7 +101,7 @@ GPS_SETTINGS = {
     "s_step_lr_schedule": "cosine", # cosine (Adam's rate annealed to 0 in every S-step) | constant
     "initial_step_mult": 1.0,
 }
-MDGPS_SETTINGS = {**GPS_SETTINGS, "sampling": "off_policy", "step_rule": "classic"}
+MDGPS_SETTINGS = {**GPS_SETTINGS, "sampling": "off_policy", "step_rule": "classic", "s_step_history": 1}
 
 
 def _gps_settings(config, allowed: dict) -> dict:
@@ -140,7 +140,7 @@ def _build_gps(config, task, algorithm_class, config_class, allowed: dict, algor
 def build_mdgps(config, task):
     from gps_ros.algorithms.mdgps import MDGPS, MDGPSConfig
 
-    return _build_gps(config, task, MDGPS, MDGPSConfig, MDGPS_SETTINGS, ("sampling", "step_rule"))
+    return _build_gps(config, task, MDGPS, MDGPSConfig, MDGPS_SETTINGS, ("sampling", "step_rule", "s_step_history"))
 
 
 def build_badmm(config, task):

@@ -162,11 +162,16 @@ def test_mdgps_config_builds_the_papers_algorithm(sampling):
     np.testing.assert_allclose(algorithm.local_policies[1].K[0][:, task.state_slices["joint_angles"]], -20.0 * np.eye(7))
     with pytest.raises(ValueError, match=r"settings.hidden: unknown key for mdgps; expected one of \['hidden_sizes'"):
         build_algorithm(load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["settings:={hidden: [3]}"]), task)
+    assert algorithm.config.s_step_history == 1
+    history = load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["settings:={s_step_history: 3}"])
+    assert build_algorithm(history, task).config.s_step_history == 3
+    with pytest.raises(ValueError, match="s_step_history: expected an integer >= 1, got 0"):
+        build_algorithm(load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["settings:={s_step_history: 0}"]), task)
     constant = load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["settings:={s_step_lr_schedule: constant}"])
     assert build_algorithm(constant, task).config.s_step.lr_schedule == "constant"
     with pytest.raises(ValueError, match=r"settings.s_step_lr_schedule: expected one of \('constant', 'cosine'\), got 'step'"):
         build_algorithm(load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["settings:={s_step_lr_schedule: step}"]), task)
-    with pytest.raises(ValueError, match="settings.sampling: unknown key for badmm"):
+    with pytest.raises(ValueError, match="settings.s_step_history: unknown key for badmm"):
         build_algorithm(load_config(ROOT / "config" / "train" / "mdgps_peg.yaml", ["algorithm:=badmm"]), task)
 
 
