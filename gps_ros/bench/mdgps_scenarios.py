@@ -124,7 +124,8 @@ BADMM_PEG = BADMMConfig(kl_step=2.0, s_step=SStepConfig(iterations=3000, batch_s
 # of 10 and 48 of 60, on-policy classic in 3 of 10: the target is held to off-policy global.
 # Where it fails (reported seeds 1 and 2, S-step on the current samples), the iteration-2 global
 # policy turns start 0 toward the target before its wall's lower end and sticks to the wall's face,
-# although that start's local samples had reached the target; its local policy, sampled there, stays stuck from then on.
+# although that start's local samples had reached the target; its local policy, sampled there,
+# stays stuck from then on.
 # Two changes measured worse on dev seeds 10-16 (all 5 starts at iteration 5, against 7 of 7 with
 # these settings): start 0 passing above its wall, the nearer end (via point (-0.5, 1.0)), in 3 of
 # 7 runs, and a clearance cost 0.5 * 100 * max(0, 0.15 - d)^2 on the distance d to each obstacle in 5 of 7.
