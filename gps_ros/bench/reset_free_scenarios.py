@@ -77,6 +77,11 @@ class Scenario:
 # (the network no longer forgets the placements of earlier iterations). Hence these settings.
 # On dev seeds 10-15 and 40 validation targets (not the held-out set) they reach 93 % at 600
 # episodes; the last 8 iterations' samples instead of 3 reached 92 %, and kl_step 3.0 82 % (seeds 10-13).
+# Runs are chaotic in floating-point rounding, so figures move between machines: on the machine of
+# the committed results, the same dev seeds reach 87 % (88/65/99/94/98/80) on 100 validation targets.
+# The held-out set has 100 placements: with 20, each target is 5 % of a seed's rate, and the 20
+# drawn hold 4 targets within 30 degrees of straight behind the arm's start (3.3 expected), where
+# the policy fails most (it folds the arm toward the base instead of swinging round).
 _REACHER = ResetFreeConfig(
     clustering=ClusteringConfig(n_clusters=4), kl_step=1.5, initial_step_mult=1.0,
     step_size=StepSizeConfig(min_mult=1.0, max_mult=1.0), centre_on_sample=True, s_step_history=3,
@@ -96,7 +101,8 @@ VISION_CONV = {"conv_channels": (16, 16), "conv_kernels": (5, 5), "conv_strides"
 SETTINGS = {
     s.name: s
     for s in (
-        Scenario("reset-free-reacher", "reacher3", 20, 600, 0.05, 0.9, extra_action_weight=0.3, config=_REACHER),
+        Scenario("reset-free-reacher", "reacher3", 20, 600, 0.05, 0.9, n_heldout=100, extra_action_weight=0.3,
+                 config=_REACHER),
         Scenario("reset-free-peg-2d", "pr2_peg", 20, 480, None, 0.8, kp=20.0, kd=5.0, noise_variance=4.0,
                  config=_PEG),
         Scenario("reset-free-peg-3d", "pr2_peg_3d", 20, 800, None, 0.8, kp=20.0, kd=5.0, noise_variance=4.0,
@@ -118,10 +124,17 @@ class _ObsSelector:
 
 
 def run_scenario(scenario: Scenario, options: BenchOptions, log: Callable[[str], None]) -> BenchReport:
-    report = BenchReport(scenario.name)
+    rows: list[dict] = []
     with torch_threads(1):  # the S-step and the global policy's act calls (policies.threads)
         for seed in range(options.seed, options.seed + options.seeds):
-            report.rows.extend(_run_seed(scenario, options.quick, seed, log))
+            rows.extend(_run_seed(scenario, options.quick, seed, log))
+    return scenario_report(scenario, rows, options.quick)
+
+
+def scenario_report(scenario: Scenario, rows: list[dict], quick: bool = False) -> BenchReport:
+    """The report (learning curves, final-rate note) of per-iteration rows of any seeds; also
+    joins the rows of seeds run in separate processes (``--seed S --seeds 1``)."""
+    report = BenchReport(scenario.name, rows=list(rows))
     report.plot = PlotSpec(learning_curves(report), "episodes", "held-out success rate",
                            {f"target {scenario.target_rate:.0%}": scenario.target_rate})
     finals = [r for r in report.rows if r["iteration"] == max(q["iteration"] for q in report.rows if q["seed"] == r["seed"])]
@@ -129,7 +142,7 @@ def run_scenario(scenario: Scenario, options: BenchOptions, log: Callable[[str],
     report.notes.append(
         f"final held-out success (mean over {len(finals)} seed(s)): {mean_rate:.3f} at "
         f"{int(np.mean([r['samples'] for r in finals]))} episodes; target >= {scenario.target_rate} within "
-        f"{scenario.max_episodes} episodes (means over 3 seeds){' [quick run: not comparable]' if options.quick else ''}"
+        f"{scenario.max_episodes} episodes (means over 3 seeds){' [quick run: not comparable]' if quick else ''}"
     )
     return report
 
