@@ -63,19 +63,21 @@ def check_s_step_history(value: int) -> None:
 
 
 class SStepHistory:
-    """The S-step data (obs [N, T, dO], target_mu [N, T, dU], precision [N, T, dU, dU]) of the last
-    ``iterations`` GPS iterations. Training on them together keeps the network from forgetting
-    states that only earlier iterations' samples visited; 1 is the papers' S-step (current data only)."""
+    """The S-step data (obs [N, T, dO], target_mu [N, T, dU], precision [N, T, dU, dU], and pose
+    [N, T, pose_dim] or None) of the last ``iterations`` GPS iterations. Training on them together
+    keeps the network from forgetting states that only earlier iterations' samples visited; 1 is
+    the papers' S-step (current data only)."""
 
     def __init__(self, iterations: int = 1) -> None:
         check_s_step_history(iterations)
-        self._past: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=int(iterations) - 1)
-        self._current: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._past: deque[tuple[np.ndarray, ...]] = deque(maxlen=int(iterations) - 1)
+        self._current: tuple[np.ndarray, ...] | None = None
 
-    def update(self, s_step: SStep, obs: np.ndarray, target_mu: np.ndarray, precision: np.ndarray) -> float:
+    def update(self, s_step: SStep, obs: np.ndarray, target_mu: np.ndarray, precision: np.ndarray,
+               pose: np.ndarray | None = None) -> float:
         """Train on this iteration's data together with the kept iterations'; a later call in the same
         iteration (new targets for the same samples) replaces this one's data. Returns the final loss."""
-        self._current = (obs, target_mu, precision)
+        self._current = (obs, target_mu, precision) if pose is None else (obs, target_mu, precision, pose)
         return s_step.update(*(np.concatenate(parts) for parts in zip(*self._past, self._current)))
 
     def end_iteration(self) -> None:
@@ -83,6 +85,21 @@ class SStepHistory:
         if self._current is not None:
             self._past.append(self._current)
             self._current = None
+
+
+def check_pose_slices(samples: SampleBatch, pose_state: Sequence[str]) -> None:
+    """pose_state (SStepConfig's): every name must be a state slice of the samples."""
+    missing = sorted(set(pose_state) - set(samples.state_slices))
+    if missing:
+        raise ValueError(f"pose_state: slices {missing} are not in the samples' state; have {sorted(samples.state_slices)}")
+
+
+def pose_targets(samples: SampleBatch, pose_state: Sequence[str]) -> np.ndarray | None:
+    """The pose head's targets [N, T, pose_dim]: the named state slices side by side (None: no names)."""
+    if not pose_state:
+        return None
+    check_pose_slices(samples, pose_state)
+    return np.concatenate([samples.state(name) for name in pose_state], axis=2)
 
 
 def s_step_update(
@@ -93,14 +110,17 @@ def s_step_update(
     history: SStepHistory | None = None,
 ) -> float:
     """One S-step on all conditions' samples: obs from samples.obs, target_mu[m] [N_m, T, dU],
-    precision[m] [N_m, T, dU, dU] (or [T, dU, dU], shared by the condition's samples), with
-    the kept earlier iterations' data when a history is given. Returns the S-step's final loss."""
+    precision[m] [N_m, T, dU, dU] (or [T, dU, dU], shared by the condition's samples), the
+    pose targets of s_step.config.pose_state, with the kept earlier iterations' data when a
+    history is given. Returns the S-step's final loss."""
     obs = np.concatenate([s.obs for s in samples_per_condition])
     mu = np.concatenate(list(target_mu))
     prec = np.concatenate(
         [np.broadcast_to(p, (s.N, *p.shape[-3:])) for s, p in zip(samples_per_condition, precision)]
     )
-    return (history or SStepHistory()).update(s_step, obs, mu, prec)
+    names = s_step.config.pose_state
+    pose = np.concatenate([pose_targets(s, names) for s in samples_per_condition]) if names else None
+    return (history or SStepHistory()).update(s_step, obs, mu, prec, pose)
 
 
 @dataclass(frozen=True)
@@ -197,6 +217,8 @@ class LocalGlobalSearch:
         T, dU, dX = self._conditions[0].policy.K.shape
         check_sample_batches(samples_per_condition, len(self._conditions), T, dX, dU)
         check_observations(samples_per_condition, self.global_policy.dO)
+        for samples in samples_per_condition:
+            check_pose_slices(samples, self.config.s_step.pose_state)
         cfg = self.config
         return fit_local_models(self.costs, samples_per_condition, [c.dynamics_prior for c in self._conditions],
                                 cfg.dynamics_regularization, cfg.initial_state_floor)

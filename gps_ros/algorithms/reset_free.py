@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gps_ros.algorithms.global_policy import SStepHistory, check_s_step_history, local_mean_actions
+from gps_ros.algorithms.global_policy import (
+    SStepHistory, check_pose_slices, check_s_step_history, local_mean_actions, pose_targets,
+)
 from gps_ros.algorithms.local_models import LocalModelSettings
 from gps_ros.core.clustering import ClusteringConfig, ClusteringResult, TrajectoryCluster, cluster_trajectories
 from gps_ros.core.costs.base import Cost, CostExpansion
@@ -59,7 +61,8 @@ class ResetFreeConfig(LocalModelSettings):
     supplies only gains, slopes and covariances); warm_start_eta: start every η search
     at the previous iteration's median η; s_step_history: how many iterations' samples
     (with their local policies' targets) the S-step trains on (1: the paper's, the
-    current ones only); s_step: the supervised step's settings."""
+    current ones only); s_step: the supervised step's settings (with s_step.pose_state, the
+    state slices a CNN global policy's pose head learns to predict)."""
 
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     step_size: StepSizeConfig = field(default_factory=lambda: StepSizeConfig(min_mult=0.2, max_mult=5.0))
@@ -213,7 +216,8 @@ class ResetFreeGPS:
         K = np.stack([p.K for p in local])
         target_mu = np.einsum("mtij,mtj->mti", K, X[kept]) + np.stack([p.k for p in local])
         precision = np.stack([p.inv_cov for p in local])
-        s_step_loss = self._s_step_history.update(self._sstep, samples.obs[kept], target_mu, precision)
+        pose = pose_targets(samples[kept], cfg.s_step.pose_state)
+        s_step_loss = self._s_step_history.update(self._sstep, samples.obs[kept], target_mu, precision, pose)
         self._s_step_history.end_iteration()
         s_step_s = time.perf_counter() - start
 
@@ -253,6 +257,7 @@ class ResetFreeGPS:
                 f"samples: expected T={T}, dX={dX}, dU={dU}, dO={self._global.dO}, "
                 f"got T={samples.T}, dX={samples.dX}, dU={samples.dU}, dO={samples.dO}"
             )
+        check_pose_slices(samples, self.config.s_step.pose_state)
         c = self.config.clustering
         if samples.N < c.n_clusters * c.min_cluster_size:
             raise ValueError(

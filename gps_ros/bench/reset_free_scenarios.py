@@ -95,8 +95,12 @@ _PEG = replace(_REACHER, kl_step=1.0)
 # machine (one torch thread, three runs sharing the cores), 58 ms at batch 64 with the second
 # conv layer at stride 1 (a 32x32 map), 30 ms at stride 2, 11 ms at stride 2 with batch 32:
 # hence VISION_CONV, batch 32 and 1000 warm-started steps per iteration.
-_VISION = replace(_REACHER, s_step=replace(_REACHER.s_step, iterations=1000, batch_size=32))
-VISION_CONV = {"conv_channels": (16, 16), "conv_kernels": (5, 5), "conv_strides": (2, 2)}
+# The feature points also learn to predict the target's and the fingertip's positions (the pose
+# regression of Levine et al., JMLR 2016): the target is a 3-pixel dot in the 64x64 image, which
+# the policy loss alone locates slowly.
+_VISION = replace(_REACHER, s_step=replace(_REACHER.s_step, iterations=1000, batch_size=32, pose_weight=1.0,
+                                           pose_state=("target_position", "ee_points")))
+VISION_CONV = {"conv_channels": (16, 16), "conv_kernels": (5, 5), "conv_strides": (2, 2), "pose_dim": 4}
 
 SETTINGS = {
     s.name: s

@@ -72,6 +72,12 @@ class GaussianPolicy:
         """mu(o) for raw obs [B, dO] on self.device -> [B, dU]; differentiable (used by the S-step)."""
         return self.network((obs - self._shift) * self._scale)
 
+    def mean_and_pose(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu(o) [B, dU], pose head output [B, pose_dim]) for raw obs [B, dO]; needs architecture.pose_dim > 0."""
+        if not self.architecture.pose_dim:
+            raise ValueError("pose_dim: the S-step's pose loss needs a pose head; the architecture has pose_dim 0")
+        return self.network.forward_with_pose((obs - self._shift) * self._scale)
+
     def act(self, x: np.ndarray | None, obs: np.ndarray, t: int, noise: np.ndarray | None = None) -> np.ndarray:
         """u = mu(obs) + chol(Sigma) noise for one observation obs [dO] and noise [dU] (zeros when None)."""
         obs = check_array("obs", obs, (self.dO,))

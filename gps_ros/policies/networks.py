@@ -25,7 +25,10 @@ class PolicyArchitecture:
     spatial softmax feature points, concatenated with the low-dimensional part ->
     hidden layers -> dU). image_shape: (C, H, W), only for "cnn"; image_slice:
     (start, stop) of the flattened image inside obs; image_range: the pixel value that
-    maps to 1 (images are scaled to [0, 1], not normalised per pixel).
+    maps to 1 (images are scaled to [0, 1], not normalised per pixel); pose_dim ("cnn"
+    only, 0: none): outputs of a linear pose head on the feature points, which the
+    S-step trains to predict state quantities such as target and end-effector
+    positions (the pose regression of Levine et al., JMLR 2016, Sec. 4.3).
     """
 
     kind: str
@@ -39,6 +42,7 @@ class PolicyArchitecture:
     image_slice: tuple[int, int] | None = None
     image_range: float = 255.0
     learn_temperature: bool = True
+    pose_dim: int = 0
 
     def __post_init__(self) -> None:
         for name in ("hidden_sizes", "conv_channels", "conv_kernels", "conv_strides"):
@@ -55,6 +59,8 @@ class PolicyArchitecture:
             raise ValueError(f"hidden_sizes: expected positive sizes, got {self.hidden_sizes}")
         if not self.image_range > 0:
             raise ValueError(f"image_range: expected > 0, got {self.image_range}")
+        if self.pose_dim < 0 or (self.pose_dim > 0 and self.kind != "cnn"):
+            raise ValueError(f"pose_dim: expected 0, or a positive size for kind 'cnn', got {self.pose_dim} for kind {self.kind!r}")
         if self.kind == "cnn":
             self._check_image()
 
@@ -184,10 +190,22 @@ class SpatialSoftmaxNetwork(nn.Module):
         self.image_start, self.image_stop = arch.image_slice
         self.register_buffer("lowdim_index", torch.tensor(arch.lowdim_index, dtype=torch.long))
         self.head = mlp([2 * channels_in + len(arch.lowdim_index), *arch.hidden_sizes, arch.dU])
+        self.pose_head = nn.Linear(2 * channels_in, arch.pose_dim) if arch.pose_dim else None
+
+    def feature_points(self, obs: torch.Tensor) -> torch.Tensor:
+        """Normalised obs [B, dO] -> expected feature points [B, 2C] of the image."""
+        image = obs[:, self.image_start : self.image_stop].reshape(-1, *self.image_shape)
+        return self.spatial_softmax(self.convs(image))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        image = obs[:, self.image_start : self.image_stop].reshape(-1, *self.image_shape)
-        points = self.spatial_softmax(self.convs(image))
+        return self._head(self.feature_points(obs), obs)
+
+    def forward_with_pose(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised obs [B, dO] -> (mean action [B, dU], pose head output [B, pose_dim]), one conv pass."""
+        points = self.feature_points(obs)
+        return self._head(points, obs), self.pose_head(points)
+
+    def _head(self, points: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat((points, obs.index_select(1, self.lowdim_index)), dim=1))
 
 

@@ -6,6 +6,11 @@ the state-independent covariance. The mean part is the precision-weighted quadra
 trained with Adam on minibatches; the covariance part has the closed-form minimiser
     Sigma = (mean over (t,i) of C_ti^{-1})^{-1}.
 The loss is the paper's form, i.e. twice the KL's mean-dependent part.
+With pose_weight > 0 a CNN's pose head is also trained to predict state quantities from
+the feature points (pose [N, T, pose_dim], standardised per call), adding
+    pose_weight * sum_{t,i,j} |pose_head(o_tij) - z_tij|^2 / M
+to the minibatch loss: the pose regression of Levine et al. (JMLR 2016, Sec. 4.3), which
+there pretrains the vision layers, here trained alongside the policy's own loss.
 
 Normalisation is fitted on the first call and then kept: the network is warm-started
 across iterations, and refitting would move its inputs under weights trained on the
@@ -37,7 +42,10 @@ class SStepConfig:
     lr, weight_decay: Adam's (L2) settings; lr_schedule: "constant", or "cosine" (each call anneals
     the rate from lr to 0, so the weights an S-step hands over sit at the end of a descent and
     not at a random point of Adam's minibatch noise); progress_every: steps between progress
-    reports; cpu_threads: torch CPU threads while training (0: torch's default; see policies.threads)."""
+    reports; cpu_threads: torch CPU threads while training (0: torch's default; see policies.threads);
+    pose_weight: weight of the pose-regression term (0: none; > 0 needs pose targets and a pose head);
+    pose_state: names of the state slices (e.g. "target_position", "ee_points") the GPS algorithms
+    hand the S-step as pose targets, given exactly when pose_weight > 0."""
 
     iterations: int = 2000
     batch_size: int = 64
@@ -47,6 +55,8 @@ class SStepConfig:
     progress_every: int = 100
     seed: int = 0
     cpu_threads: int = 1
+    pose_weight: float = 0.0
+    pose_state: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "progress_every"):
@@ -56,6 +66,14 @@ class SStepConfig:
             raise ValueError(f"lr: expected > 0, got {self.lr}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay: expected >= 0, got {self.weight_decay}")
+        if not self.pose_weight >= 0:
+            raise ValueError(f"pose_weight: expected >= 0, got {self.pose_weight}")
+        object.__setattr__(self, "pose_state", tuple(self.pose_state))
+        if bool(self.pose_state) != (self.pose_weight > 0):
+            raise ValueError(
+                f"pose_state: expected state slice names exactly when pose_weight > 0, got "
+                f"{list(self.pose_state)} with pose_weight {self.pose_weight}"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
@@ -77,6 +95,11 @@ def precision_weighted_loss(mu_pi: torch.Tensor, target: torch.Tensor, precision
     return torch.einsum("bi,bij,bj->b", diff, precision, diff)
 
 
+def _std_or_one(std: np.ndarray) -> np.ndarray:
+    """A pose quantity that does not vary in the data (std 0) is centred, not scaled."""
+    return np.where(std > 1e-8, std, 1.0)
+
+
 def closed_form_covariance(precision: np.ndarray) -> np.ndarray:
     """Sigma [dU, dU] = (mean of precision [..., dU, dU])^{-1}: the minimiser of sum tr(C^-1 Sigma) - log|Sigma|."""
     mean_precision = precision.reshape(-1, *precision.shape[-2:]).mean(axis=0)
@@ -94,29 +117,35 @@ class SStep:
             policy.network.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
         )
         self.generator = torch.Generator().manual_seed(self.config.seed)
+        if self.config.pose_weight > 0 and not policy.architecture.pose_dim:
+            raise ValueError(f"pose_weight: {self.config.pose_weight} needs a policy with a pose head "
+                             f"(architecture.pose_dim > 0); got pose_dim 0")
 
     def update(
         self,
         obs: np.ndarray,
         target_mu: np.ndarray,
         precision: np.ndarray,
+        pose: np.ndarray | None = None,
         progress: Callable[[SStepProgress], None] | None = None,
     ) -> float:
         """One S-step on obs [N, T, dO], local-policy mean actions target_mu [N, T, dU] at
         those samples, and local-policy precisions C_ti^{-1} [N, T, dU, dU] (repeated for
-        the samples of one condition). Returns the final loss summed over all (t, i, j).
-        Inputs are checked before anything changes.
+        the samples of one condition); pose [N, T, pose_dim]: the pose head's targets, given
+        exactly when config.pose_weight > 0. Returns the final policy loss (without the pose
+        term) summed over all (t, i, j). Inputs are checked before anything changes.
         """
         with torch_threads(self.config.cpu_threads):
-            return self._update(obs, target_mu, precision, progress)
+            return self._update(obs, target_mu, precision, pose, progress)
 
-    def _update(self, obs, target_mu, precision, progress) -> float:
+    def _update(self, obs, target_mu, precision, pose, progress) -> float:
         policy, cfg = self.policy, self.config
         obs = check_array("obs", obs, (None, None, policy.dO))
         N, T, _ = obs.shape
         target_mu = check_array("target_mu", target_mu, (N, T, policy.dU))
         precision = check_array("precision", precision, (N, T, policy.dU, policy.dU))
         check_positive_definite("precision", precision)
+        pose = self._check_pose(pose, N, T)
 
         if not policy.normalization.fitted:
             policy.set_normalization(Normalization.fit(obs, policy.architecture))
@@ -127,6 +156,9 @@ class SStep:
         o = torch.tensor(obs.reshape(M, -1), dtype=torch.float32, device=device)
         mu = torch.tensor(target_mu.reshape(M, -1), dtype=torch.float32, device=device)
         prec = torch.tensor(precision.reshape(M, policy.dU, policy.dU), dtype=torch.float32, device=device)
+        if pose is not None:
+            pose = pose.reshape(M, -1)
+            z = torch.tensor((pose - pose.mean(0)) / _std_or_one(pose.std(0)), dtype=torch.float32, device=device)
 
         policy.network.train()
         batch = min(cfg.batch_size, M)
@@ -140,7 +172,12 @@ class SStep:
                 cursor = 0
             idx = order[cursor : cursor + batch]
             cursor += batch
-            loss = precision_weighted_loss(policy.mean(o[idx]), mu[idx], prec[idx]).mean()
+            if pose is None:
+                loss = precision_weighted_loss(policy.mean(o[idx]), mu[idx], prec[idx]).mean()
+            else:
+                mu_pi, pose_pi = policy.mean_and_pose(o[idx])
+                loss = (precision_weighted_loss(mu_pi, mu[idx], prec[idx]).mean()
+                        + cfg.pose_weight * (pose_pi - z[idx]).square().sum(dim=1).mean())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -151,6 +188,16 @@ class SStep:
                 progress(SStepProgress(it, cfg.iterations, loss.item(), elapsed, elapsed / it * (cfg.iterations - it)))
         policy.network.eval()
         return self._full_loss(o, mu, prec)
+
+    def _check_pose(self, pose: np.ndarray | None, N: int, T: int) -> np.ndarray | None:
+        if self.config.pose_weight == 0:
+            if pose is not None:
+                raise ValueError("pose: given, but pose_weight is 0 (set pose_weight > 0 to train the pose head)")
+            return None
+        if pose is None:
+            raise ValueError(f"pose: pose_weight is {self.config.pose_weight}, which needs pose targets "
+                             f"[N, T, pose_dim]; none were given")
+        return check_array("pose", pose, (N, T, self.policy.architecture.pose_dim))
 
     def _lr_schedule(self) -> torch.optim.lr_scheduler.LRScheduler | None:
         """Every call starts at cfg.lr (the previous call may have annealed it to 0)."""

@@ -73,10 +73,10 @@ def _algorithm(seed=0, **overrides):
     arch = PolicyArchitecture("mlp", dX, dU, hidden_sizes=(32, 32))
     policy = GaussianPolicy(arch, seed=seed, device="cpu")
     initial = LinearGaussianPolicy(np.zeros((T, dU, dX)), np.zeros((T, dU)), np.tile(0.5 * np.eye(dU), (T, 1, 1)))
-    config = ResetFreeConfig(
-        clustering=ClusteringConfig(n_clusters=2), kl_step=0.5,
-        s_step=SStepConfig(iterations=300, batch_size=64, lr=3e-3), **overrides,
-    )
+    config = ResetFreeConfig(**{
+        "clustering": ClusteringConfig(n_clusters=2), "kl_step": 0.5,
+        "s_step": SStepConfig(iterations=300, batch_size=64, lr=3e-3), **overrides,
+    })
     return ResetFreeGPS(config, QuadraticStateCost(), policy, initial, seed=seed)
 
 
@@ -157,3 +157,43 @@ def test_bad_config_and_arguments_name_the_field():
         ResetFreeGPS(ResetFreeConfig(), QuadraticStateCost(), GaussianPolicy(arch, device="cpu"), bad_initial)
     with pytest.raises(ValueError, match="^cost:"):
         ResetFreeGPS(ResetFreeConfig(), object(), GaussianPolicy(arch, device="cpu"), bad_initial)
+
+
+def test_pose_state_of_every_kept_iteration_reaches_the_s_step(monkeypatch):
+    calls = []
+
+    class RecordingSStep:
+        def __init__(self, policy, config):
+            pass
+
+        def update(self, obs, target_mu, precision, pose=None):
+            calls.append((obs, pose))
+            return 0.0
+
+    monkeypatch.setattr("gps_ros.algorithms.reset_free.SStep", RecordingSStep)
+    algorithm = _algorithm(s_step_history=2, s_step=SStepConfig(iterations=1, pose_weight=1.0, pose_state=("velocity",)))
+    rng = np.random.default_rng(3)
+    slices = {"position": slice(0, 2), "velocity": slice(2, 4)}
+    batches = []
+    for _ in range(2):
+        rollout = _rollout(algorithm.sampling_policy, _initial_states(rng, 8), rng)
+        batches.append(SampleBatch(rollout.X, rollout.U, state_slices=slices))
+        algorithm.iteration(batches[-1])
+    np.testing.assert_array_equal(calls[0][1], batches[0].X[:, :, 2:4])
+    np.testing.assert_array_equal(calls[1][1], np.concatenate([b.X[:, :, 2:4] for b in batches]))
+    np.testing.assert_array_equal(calls[1][0], np.concatenate([b.obs for b in batches]))
+
+
+def test_pose_state_missing_from_the_samples_is_refused_before_anything_changes():
+    arch = PolicyArchitecture("cnn", dX + 4, dU, image_shape=(1, 2, 2), image_slice=(dX, dX + 4), pose_dim=2)
+    initial = LinearGaussianPolicy(np.zeros((T, dU, dX)), np.zeros((T, dU)), np.tile(np.eye(dU), (T, 1, 1)))
+    algorithm = ResetFreeGPS(
+        ResetFreeConfig(clustering=ClusteringConfig(n_clusters=2), s_step=SStepConfig(pose_weight=1.0, pose_state=("target",))),
+        QuadraticStateCost(), GaussianPolicy(arch, device="cpu"), initial,
+    )
+    rng = np.random.default_rng(4)
+    rollout = _rollout(initial, _initial_states(rng, 8), rng)
+    samples = SampleBatch(rollout.X, rollout.U, np.zeros((8, T, dX + 4)), state_slices={"position": slice(0, 2)})
+    with pytest.raises(ValueError, match=r"^pose_state: slices \['target'\] are not in the samples' state; have \['position'\]"):
+        algorithm.iteration(samples)
+    assert algorithm.iteration_count == 0

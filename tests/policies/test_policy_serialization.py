@@ -18,6 +18,10 @@ ARCHITECTURES = {
         "cnn", dO=3 + 160 + 4, dU=3, image_shape=IMAGE, image_slice=(3, 163), conv_channels=(4, 3),
         conv_kernels=(3, 3), conv_strides=(1, 2), hidden_sizes=(12,),
     ),
+    "cnn with pose head": PolicyArchitecture(
+        "cnn", dO=3 + 160 + 4, dU=3, image_shape=IMAGE, image_slice=(3, 163), conv_channels=(4, 3),
+        conv_kernels=(3, 3), conv_strides=(1, 2), hidden_sizes=(12,), pose_dim=2,
+    ),
 }
 
 

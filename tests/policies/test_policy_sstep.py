@@ -161,3 +161,66 @@ def test_learning_rate_schedule_restarts_every_call(schedule):
 def test_unknown_learning_rate_schedule_is_refused():
     with pytest.raises(ValueError, match="lr_schedule.*'step'"):
         SStepConfig(lr_schedule="step")
+
+
+def dot_images(rng, n, size=12):
+    """n images [n, size * size] with one bright Gaussian dot each, and its (column, row) [n, 2]."""
+    where = rng.uniform(1.5, size - 2.5, (n, 2))
+    grid = np.arange(size)
+    col = np.exp(-0.5 * ((grid[None, :] - where[:, :1]) / 0.8) ** 2)
+    row = np.exp(-0.5 * ((grid[None, :] - where[:, 1:]) / 0.8) ** 2)
+    return 255 * (row[:, :, None] * col[:, None, :]).reshape(n, -1), where
+
+
+def pose_architecture(pose_dim=2, size=12):
+    return PolicyArchitecture("cnn", 1 + size * size, 1, hidden_sizes=(8,), conv_channels=(4,), conv_kernels=(3,),
+                              conv_strides=(1,), image_shape=(1, size, size), image_slice=(1, 1 + size * size),
+                              pose_dim=pose_dim)
+
+
+def standardized_pose_error(policy, obs, where):
+    """Mean squared error of the pose head against the dot's (column, row), both standardised."""
+    with torch.no_grad():
+        _, pose = policy.mean_and_pose(torch.tensor(obs, dtype=torch.float32))
+    z = (where - where.mean(0)) / where.std(0)
+    return float(((pose.numpy() - z) ** 2).sum(1).mean())
+
+
+def test_pose_loss_teaches_the_feature_points_where_the_dot_is():
+    rng = np.random.default_rng(6)
+    N, T = 20, 10
+    images, where = dot_images(rng, N * T)
+    obs = np.concatenate([rng.standard_normal((N * T, 1)), images], axis=1).reshape(N, T, -1)
+    policy = GaussianPolicy(pose_architecture(), device="cpu", seed=0)
+    test_images, test_where = dot_images(rng, 100)
+    test_obs = np.concatenate([np.zeros((100, 1)), test_images], axis=1)
+    before = standardized_pose_error(policy, test_obs, test_where)
+    SStep(policy, SStepConfig(iterations=1500, batch_size=64, lr=3e-3, pose_weight=1.0, pose_state=("dot",))).update(
+        obs, np.zeros((N, T, 1)), np.broadcast_to(np.eye(1), (N, T, 1, 1)), pose=where.reshape(N, T, 2))
+    # a held-out dot's position is read off the feature points (standardised variance: 2)
+    assert standardized_pose_error(policy, test_obs, test_where) < 0.1 < before
+
+
+def test_pose_loss_inputs_are_checked():
+    N, T = 2, 3
+    obs = np.zeros((N, T, pose_architecture().dO))
+    mu, precision = np.zeros((N, T, 1)), np.broadcast_to(np.eye(1), (N, T, 1, 1))
+    with pytest.raises(ValueError, match="pose_weight: expected >= 0, got -1"):
+        SStepConfig(pose_weight=-1.0)
+    with pytest.raises(ValueError, match=r"^pose_state: expected state slice names exactly when pose_weight > 0, got \['dot'\] with pose_weight 0.0"):
+        SStepConfig(pose_state=("dot",))
+    with pytest.raises(ValueError, match=r"^pose_state: .*got \[\] with pose_weight 1.0"):
+        SStepConfig(pose_weight=1.0)
+    pose_config = SStepConfig(iterations=1, pose_weight=1.0, pose_state=("dot",))
+    with pytest.raises(ValueError, match=r"pose_weight: 1.0 needs a policy with a pose head.*pose_dim 0"):
+        SStep(GaussianPolicy(pose_architecture(pose_dim=0), device="cpu"), pose_config)
+    with pytest.raises(ValueError, match="pose_dim: expected 0, or a positive size for kind 'cnn', got 2 for kind 'mlp'"):
+        PolicyArchitecture("mlp", 3, 1, pose_dim=2)
+    with_head = GaussianPolicy(pose_architecture(), device="cpu")
+    with pytest.raises(ValueError, match="pose: given, but pose_weight is 0"):
+        SStep(with_head, SStepConfig(iterations=1)).update(obs, mu, precision, pose=np.zeros((N, T, 2)))
+    sstep = SStep(with_head, pose_config)
+    with pytest.raises(ValueError, match="pose: pose_weight is 1.0, which needs pose targets"):
+        sstep.update(obs, mu, precision)
+    with pytest.raises(ValueError, match=r"pose.*\[2, 3, 2\]"):
+        sstep.update(obs, mu, precision, pose=np.zeros((N, T, 3)))
