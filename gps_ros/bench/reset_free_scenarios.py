@@ -97,7 +97,9 @@ _PEG = replace(_REACHER, kl_step=1.0)
 # hence VISION_CONV, batch 32 and 1000 warm-started steps per iteration.
 # The feature points also learn to predict the target's and the fingertip's positions (the pose
 # regression of Levine et al., JMLR 2016): the target is a 3-pixel dot in the 64x64 image, which
-# the policy loss alone locates slowly.
+# the policy loss alone locates slowly. On the 3 reported seeds it raised the mean held-out success
+# at 400 / 600 episodes from 27 / 42 % to 42 / 57 %, but not at 800 (57 % with and without; the run
+# without it on an earlier machine of the same kind).
 _VISION = replace(_REACHER, s_step=replace(_REACHER.s_step, iterations=1000, batch_size=32, pose_weight=1.0,
                                            pose_state=("target_position", "ee_points")))
 VISION_CONV = {"conv_channels": (16, 16), "conv_kernels": (5, 5), "conv_strides": (2, 2), "pose_dim": 4}
