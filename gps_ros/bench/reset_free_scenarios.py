@@ -82,8 +82,11 @@ class Scenario:
 # The held-out set has 100 placements: with 20, each target is 5 % of a seed's rate, and the 20
 # drawn hold 4 targets within 30 degrees of straight behind the arm's start (3.3 expected), where
 # the policy fails most (it folds the arm toward the base instead of swinging round).
+# On this machine, dev seeds 10-21 and those 100 validation targets: kl_step 1.5 84 %, 1.0 89 %, the last
+# 5 iterations' samples 88 %, both 88 %; 4000 S-step iterations and 6 clusters did no better than
+# 1.5 on seeds 10-15 (85 and 84 % against 87 %). Hence kl_step 1.0.
 _REACHER = ResetFreeConfig(
-    clustering=ClusteringConfig(n_clusters=4), kl_step=1.5, initial_step_mult=1.0,
+    clustering=ClusteringConfig(n_clusters=4), kl_step=1.0, initial_step_mult=1.0,
     step_size=StepSizeConfig(min_mult=1.0, max_mult=1.0), centre_on_sample=True, s_step_history=3,
 )
 # pr2_peg with its task cost (the MDGPS paper's peg cost) and initial noise variance 4 (as in
@@ -100,8 +103,9 @@ _PEG = replace(_REACHER, kl_step=1.0)
 # the policy loss alone locates slowly. On the 3 reported seeds it raised the mean held-out success
 # at 400 / 600 episodes from 27 / 42 % to 42 / 57 %, but not at 800 (57 % with and without; the run
 # without it on an earlier machine of the same kind).
-_VISION = replace(_REACHER, s_step=replace(_REACHER.s_step, iterations=1000, batch_size=32, pose_weight=1.0,
-                                           pose_state=("target_position", "ee_points")))
+# kl_step 1.5: the step of the reacher's settings when the vision results were measured (1.0 is untried here).
+_VISION = replace(_REACHER, kl_step=1.5, s_step=replace(
+    _REACHER.s_step, iterations=1000, batch_size=32, pose_weight=1.0, pose_state=("target_position", "ee_points")))
 VISION_CONV = {"conv_channels": (16, 16), "conv_kernels": (5, 5), "conv_strides": (2, 2), "pose_dim": 4}
 
 SETTINGS = {

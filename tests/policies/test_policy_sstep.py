@@ -207,7 +207,8 @@ def test_pose_loss_inputs_are_checked():
     mu, precision = np.zeros((N, T, 1)), np.broadcast_to(np.eye(1), (N, T, 1, 1))
     with pytest.raises(ValueError, match="pose_weight: expected >= 0, got -1"):
         SStepConfig(pose_weight=-1.0)
-    with pytest.raises(ValueError, match=r"^pose_state: expected state slice names exactly when pose_weight > 0, got \['dot'\] with pose_weight 0.0"):
+    expected = r"^pose_state: expected state slice names exactly when pose_weight > 0, got \['dot'\] with pose_weight 0.0"
+    with pytest.raises(ValueError, match=expected):
         SStepConfig(pose_state=("dot",))
     with pytest.raises(ValueError, match=r"^pose_state: .*got \[\] with pose_weight 1.0"):
         SStepConfig(pose_weight=1.0)
