@@ -95,10 +95,10 @@ def check_pose_slices(samples: SampleBatch, pose_state: Sequence[str]) -> None:
 
 
 def pose_targets(samples: SampleBatch, pose_state: Sequence[str]) -> np.ndarray | None:
-    """The pose head's targets [N, T, pose_dim]: the named state slices side by side (None: no names)."""
+    """The pose head's targets [N, T, pose_dim]: the named state slices side by side (None: no names).
+    The algorithms check the names with check_pose_slices before their iteration changes anything."""
     if not pose_state:
         return None
-    check_pose_slices(samples, pose_state)
     return np.concatenate([samples.state(name) for name in pose_state], axis=2)
 
 

@@ -216,8 +216,9 @@ class ResetFreeGPS:
         K = np.stack([p.K for p in local])
         target_mu = np.einsum("mtij,mtj->mti", K, X[kept]) + np.stack([p.k for p in local])
         precision = np.stack([p.inv_cov for p in local])
-        pose = pose_targets(samples[kept], cfg.s_step.pose_state)
-        s_step_loss = self._s_step_history.update(self._sstep, samples.obs[kept], target_mu, precision, pose)
+        pose = pose_targets(samples, cfg.s_step.pose_state)
+        s_step_loss = self._s_step_history.update(self._sstep, samples.obs[kept], target_mu, precision,
+                                                  None if pose is None else pose[kept])
         self._s_step_history.end_iteration()
         s_step_s = time.perf_counter() - start
 

@@ -50,9 +50,7 @@ class Normalization:
         rows = obs.reshape(-1, arch.dO)
         if rows.shape[0] < 1:
             raise ValueError(f"obs: expected at least one observation, got shape {list(obs.shape)}")
-        std = rows.std(axis=0)
-        shift = rows.mean(axis=0)
-        scale = np.where(std < min_std, 1.0, 1.0 / np.maximum(std, min_std))
+        shift, scale = standardization(rows, min_std)
         if arch.kind == "cnn":
             start, stop = arch.image_slice
             shift[start:stop] = 0.0
@@ -61,6 +59,13 @@ class Normalization:
     def apply(self, obs: np.ndarray) -> np.ndarray:
         """Normalised copy of obs [..., dO]."""
         return (obs - self.shift) * self.scale
+
+
+def standardization(rows: np.ndarray, min_std: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """(shift, scale) [d] with (rows - shift) * scale standardised per column of rows [M, d]; columns
+    with std < min_std keep scale 1, so constant ones are centred but not blown up."""
+    std = rows.std(axis=0)
+    return rows.mean(axis=0), np.where(std < min_std, 1.0, 1.0 / np.maximum(std, min_std))
 
 
 def _image_scale(arch: PolicyArchitecture, scale: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ import torch
 
 from gps_ros.core.validation import check_array, check_positive_definite
 from gps_ros.policies.gaussian_policy import GaussianPolicy
-from gps_ros.policies.normalization import Normalization
+from gps_ros.policies.normalization import Normalization, standardization
 from gps_ros.policies.threads import torch_threads
 
 
@@ -95,11 +95,6 @@ def precision_weighted_loss(mu_pi: torch.Tensor, target: torch.Tensor, precision
     return torch.einsum("bi,bij,bj->b", diff, precision, diff)
 
 
-def _std_or_one(std: np.ndarray) -> np.ndarray:
-    """A pose quantity that does not vary in the data (std 0) is centred, not scaled."""
-    return np.where(std > 1e-8, std, 1.0)
-
-
 def closed_form_covariance(precision: np.ndarray) -> np.ndarray:
     """Sigma [dU, dU] = (mean of precision [..., dU, dU])^{-1}: the minimiser of sum tr(C^-1 Sigma) - log|Sigma|."""
     mean_precision = precision.reshape(-1, *precision.shape[-2:]).mean(axis=0)
@@ -158,7 +153,8 @@ class SStep:
         prec = torch.tensor(precision.reshape(M, policy.dU, policy.dU), dtype=torch.float32, device=device)
         if pose is not None:
             pose = pose.reshape(M, -1)
-            z = torch.tensor((pose - pose.mean(0)) / _std_or_one(pose.std(0)), dtype=torch.float32, device=device)
+            shift, scale = standardization(pose)
+            z = torch.tensor((pose - shift) * scale, dtype=torch.float32, device=device)
 
         policy.network.train()
         batch = min(cfg.batch_size, M)

@@ -217,18 +217,8 @@ def test_degenerate_c_step_keeps_the_previous_local_policy_and_is_reported():
         assert not np.allclose(algorithm.local_policies[0].K, before[0].K), iteration
 
 
-def test_pose_state_reaches_the_s_step_and_a_missing_slice_is_refused_first(monkeypatch):
-    calls = []
-
-    class RecordingSStep:
-        def __init__(self, policy, config):
-            self.config = config
-
-        def update(self, obs, target_mu, precision, pose=None):
-            calls.append(pose)
-            return 0.0
-
-    monkeypatch.setattr("gps_ros.algorithms.global_policy.SStep", RecordingSStep)
+def test_pose_state_reaches_the_s_step_and_a_missing_slice_is_refused_first(record_s_step):
+    calls = record_s_step("gps_ros.algorithms.global_policy.SStep")
     system, algorithm = _setup(s_step=SStepConfig(iterations=1, pose_weight=1.0, pose_state=("velocity",)))
     rng = np.random.default_rng(8)
     slices = {"position": slice(0, 2), "velocity": slice(2, 4)}
@@ -239,4 +229,4 @@ def test_pose_state_reaches_the_s_step_and_a_missing_slice_is_refused_first(monk
     assert all(np.array_equal(p.K, q.K) and np.array_equal(p.k, q.k) for p, q in zip(algorithm.local_policies, before))
     assert algorithm.iteration_count == 0 and not calls
     algorithm.iteration(samples)
-    np.testing.assert_array_equal(calls[-1], np.concatenate([s.X[:, :, 2:4] for s in samples]))
+    np.testing.assert_array_equal(calls[-1][1], np.concatenate([s.X[:, :, 2:4] for s in samples]))

@@ -159,18 +159,8 @@ def test_bad_config_and_arguments_name_the_field():
         ResetFreeGPS(ResetFreeConfig(), object(), GaussianPolicy(arch, device="cpu"), bad_initial)
 
 
-def test_pose_state_of_every_kept_iteration_reaches_the_s_step(monkeypatch):
-    calls = []
-
-    class RecordingSStep:
-        def __init__(self, policy, config):
-            pass
-
-        def update(self, obs, target_mu, precision, pose=None):
-            calls.append((obs, pose))
-            return 0.0
-
-    monkeypatch.setattr("gps_ros.algorithms.reset_free.SStep", RecordingSStep)
+def test_pose_state_of_every_kept_iteration_reaches_the_s_step(record_s_step):
+    calls = record_s_step("gps_ros.algorithms.reset_free.SStep")
     algorithm = _algorithm(s_step_history=2, s_step=SStepConfig(iterations=1, pose_weight=1.0, pose_state=("velocity",)))
     rng = np.random.default_rng(3)
     slices = {"position": slice(0, 2), "velocity": slice(2, 4)}
