@@ -113,7 +113,8 @@ _PEG = replace(_REACHER, kl_step=1.0)
 # (loss 2.5) and an MLP on joint state + true target position 64 % (loss 4.2): the policy needs the
 # fingertip's position relative to the target, which the CNN's head must get from its feature points.
 # The CNN's fit is slow, not stuck: with Adam's rate at 3e-3 instead of 1e-3 the same cloning reaches
-# loss 5.6 and 35 % in 10000 steps (1e-3: 9.7 and 17 %), untried in GPS so far.
+# loss 5.6 and 35 % in 10000 steps (1e-3: 9.7 and 17 %), but in GPS (2000 steps per iteration, dev seeds
+# 10-12) it learned slower: 22 / 37 / 20 % at 360-400 episodes against 54 / 53 / 25 % at 360 with 1e-3.
 _VISION = replace(_REACHER, kl_step=1.5, s_step=replace(
     _REACHER.s_step, iterations=1000, batch_size=32, pose_weight=1.0, pose_state=("target_position", "ee_points")))
 VISION_CONV = {"conv_channels": (16, 16), "conv_kernels": (5, 5), "conv_strides": (2, 2), "pose_dim": 4}
