@@ -118,7 +118,9 @@ _PEG = replace(_REACHER, kl_step=1.0)
 # Handing the head the pose head's outputs (predicted target and fingertip) beside the feature points
 # raised the cloned CNN only to 38 % (loss 4.2) at 20000 steps. Pretraining the CNN on the pose loss
 # alone first (3000 steps on the same images; the JMLR 2016 recipe) did most: 43 % and loss 4.0 after
-# 10000 policy steps, 48 % and 3.1 after 14000 (without: 17 % and 9.7 at 10000), untried in GPS so far.
+# 10000 policy steps, 48 % and 3.1 after 14000 (without: 17 % and 9.7 at 10000); pretrained instead on
+# the images of 20 rollouts of the initial PD policy (what GPS's first iteration has): 40 % and 4.5 at
+# 10000. Untried in GPS so far.
 _VISION = replace(_REACHER, kl_step=1.5, s_step=replace(
     _REACHER.s_step, iterations=1000, batch_size=32, pose_weight=1.0, pose_state=("target_position", "ee_points")))
 VISION_CONV = {"conv_channels": (16, 16), "conv_kernels": (5, 5), "conv_strides": (2, 2), "pose_dim": 4}
