@@ -10,7 +10,9 @@ With pose_weight > 0 a CNN's pose head is also trained to predict state quantiti
 the feature points (pose [N, T, pose_dim], standardised per call), adding
     pose_weight * sum_{t,i,j} |pose_head(o_tij) - z_tij|^2 / M
 to the minibatch loss: the pose regression of Levine et al. (JMLR 2016, Sec. 4.3), which
-there pretrains the vision layers, here trained alongside the policy's own loss.
+there pretrains the vision layers, here trained alongside the policy's own loss; with
+pose_pretrain_iterations > 0 the first call also runs that many steps on the pose term alone
+before the policy's loss, which is the paper's pretraining.
 
 Normalisation is fitted on the first call and then kept: the network is warm-started
 across iterations, and refitting would move its inputs under weights trained on the
@@ -45,7 +47,9 @@ class SStepConfig:
     reports; cpu_threads: torch CPU threads while training (0: torch's default; see policies.threads);
     pose_weight: weight of the pose-regression term (0: none; > 0 needs pose targets and a pose head);
     pose_state: names of the state slices (e.g. "target_position", "ee_points") the GPS algorithms
-    hand the S-step as pose targets, given exactly when pose_weight > 0."""
+    hand the S-step as pose targets, given exactly when pose_weight > 0; pose_pretrain_iterations:
+    Adam steps on the pose term alone at the start of the first call (needs pose_weight > 0): the
+    feature points learn where things are before the policy's loss moves them."""
 
     iterations: int = 2000
     batch_size: int = 64
@@ -57,6 +61,7 @@ class SStepConfig:
     cpu_threads: int = 1
     pose_weight: float = 0.0
     pose_state: tuple[str, ...] = ()
+    pose_pretrain_iterations: int = 0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "progress_every"):
@@ -74,19 +79,26 @@ class SStepConfig:
                 f"pose_state: expected state slice names exactly when pose_weight > 0, got "
                 f"{list(self.pose_state)} with pose_weight {self.pose_weight}"
             )
+        if int(self.pose_pretrain_iterations) < 0:
+            raise ValueError(f"pose_pretrain_iterations: expected >= 0, got {self.pose_pretrain_iterations}")
+        if self.pose_pretrain_iterations > 0 and self.pose_weight == 0:
+            raise ValueError(f"pose_pretrain_iterations: {self.pose_pretrain_iterations} needs pose_weight > 0 "
+                             f"(pose targets to pretrain on); got pose_weight 0")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
 
 @dataclass(frozen=True)
 class SStepProgress:
-    """mean_loss: the last minibatch's loss per (t, i, j) tuple."""
+    """mean_loss: the last minibatch's loss per (t, i, j) tuple; phase: "policy", or "pose pretraining"
+    (where mean_loss is the pose term alone)."""
 
     iteration: int
     iterations: int
     mean_loss: float
     elapsed_s: float
     eta_s: float
+    phase: str = "policy"
 
 
 def precision_weighted_loss(mu_pi: torch.Tensor, target: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
@@ -142,7 +154,8 @@ class SStep:
         check_positive_definite("precision", precision)
         pose = self._check_pose(pose, N, T)
 
-        if not policy.normalization.fitted:
+        first_call = not policy.normalization.fitted
+        if first_call:
             policy.set_normalization(Normalization.fit(obs, policy.architecture))
         policy.set_covariance(closed_form_covariance(precision))
 
@@ -151,39 +164,54 @@ class SStep:
         o = torch.tensor(obs.reshape(M, -1), dtype=torch.float32, device=device)
         mu = torch.tensor(target_mu.reshape(M, -1), dtype=torch.float32, device=device)
         prec = torch.tensor(precision.reshape(M, policy.dU, policy.dU), dtype=torch.float32, device=device)
-        if pose is not None:
+
+        policy.network.train()
+        if pose is None:
+            def policy_loss(idx):
+                return precision_weighted_loss(policy.mean(o[idx]), mu[idx], prec[idx]).mean()
+        else:
             pose = pose.reshape(M, -1)
             shift, scale = standardization(pose)
             z = torch.tensor((pose - shift) * scale, dtype=torch.float32, device=device)
 
-        policy.network.train()
+            def pose_loss(pose_pi, idx):
+                return cfg.pose_weight * (pose_pi - z[idx]).square().sum(dim=1).mean()
+
+            def policy_loss(idx):
+                mu_pi, pose_pi = policy.mean_and_pose(o[idx])
+                return precision_weighted_loss(mu_pi, mu[idx], prec[idx]).mean() + pose_loss(pose_pi, idx)
+
+            if first_call and cfg.pose_pretrain_iterations:
+                self._descend(M, cfg.pose_pretrain_iterations, lambda idx: pose_loss(policy.mean_and_pose(o[idx])[1], idx),
+                              progress, "pose pretraining")
+        self._descend(M, cfg.iterations, policy_loss, progress, "policy")
+        policy.network.eval()
+        return self._full_loss(o, mu, prec)
+
+    def _descend(self, M: int, steps: int, batch_loss: Callable[[torch.Tensor], torch.Tensor],
+                 progress: Callable[[SStepProgress], None] | None, phase: str) -> None:
+        """steps Adam steps on batch_loss(row indices [B]) over minibatches drawn without replacement from M rows."""
+        cfg = self.config
         batch = min(cfg.batch_size, M)
-        order = torch.randperm(M, generator=self.generator).to(device)
+        order = torch.randperm(M, generator=self.generator).to(self.policy.device)
         cursor = 0
-        schedule = self._lr_schedule()
+        schedule = self._lr_schedule(steps)
         start = time.perf_counter()
-        for it in range(1, cfg.iterations + 1):
+        for it in range(1, steps + 1):
             if cursor + batch > M:
-                order = torch.randperm(M, generator=self.generator).to(device)
+                order = torch.randperm(M, generator=self.generator).to(self.policy.device)
                 cursor = 0
             idx = order[cursor : cursor + batch]
             cursor += batch
-            if pose is None:
-                loss = precision_weighted_loss(policy.mean(o[idx]), mu[idx], prec[idx]).mean()
-            else:
-                mu_pi, pose_pi = policy.mean_and_pose(o[idx])
-                loss = (precision_weighted_loss(mu_pi, mu[idx], prec[idx]).mean()
-                        + cfg.pose_weight * (pose_pi - z[idx]).square().sum(dim=1).mean())
+            loss = batch_loss(idx)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             if schedule is not None:
                 schedule.step()
-            if progress is not None and (it % cfg.progress_every == 0 or it == cfg.iterations):
+            if progress is not None and (it % cfg.progress_every == 0 or it == steps):
                 elapsed = time.perf_counter() - start
-                progress(SStepProgress(it, cfg.iterations, loss.item(), elapsed, elapsed / it * (cfg.iterations - it)))
-        policy.network.eval()
-        return self._full_loss(o, mu, prec)
+                progress(SStepProgress(it, steps, loss.item(), elapsed, elapsed / it * (steps - it), phase))
 
     def _check_pose(self, pose: np.ndarray | None, N: int, T: int) -> np.ndarray | None:
         if self.config.pose_weight == 0:
@@ -195,13 +223,13 @@ class SStep:
                              f"[N, T, pose_dim]; none were given")
         return check_array("pose", pose, (N, T, self.policy.architecture.pose_dim))
 
-    def _lr_schedule(self) -> torch.optim.lr_scheduler.LRScheduler | None:
-        """Every call starts at cfg.lr (the previous call may have annealed it to 0)."""
+    def _lr_schedule(self, steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """Every phase of a call starts at cfg.lr (the previous one may have annealed it to 0)."""
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] = self.config.lr
         if self.config.lr_schedule == "constant":
             return None
-        return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.config.iterations)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
 
     def _full_loss(self, obs: torch.Tensor, target_mu: torch.Tensor, precision: torch.Tensor, chunk: int = 8192) -> float:
         """Loss summed over rows of obs [M, dO], target_mu [M, dU], precision [M, dU, dU] (device tensors)."""

@@ -186,19 +186,43 @@ def standardized_pose_error(policy, obs, where):
     return float(((pose.numpy() - z) ** 2).sum(1).mean())
 
 
-def test_pose_loss_teaches_the_feature_points_where_the_dot_is():
-    rng = np.random.default_rng(6)
-    N, T = 20, 10
+def dot_task(seed, N=20, T=10, n_test=100):
+    """S-step inputs (obs [N, T, dO], target_mu, precision, pose [N, T, 2]) for a policy that ignores the
+    dot, and held-out (obs [n_test, dO], where [n_test, 2]) to measure the pose head on."""
+    rng = np.random.default_rng(seed)
     images, where = dot_images(rng, N * T)
     obs = np.concatenate([rng.standard_normal((N * T, 1)), images], axis=1).reshape(N, T, -1)
+    test_images, test_where = dot_images(rng, n_test)
+    test_obs = np.concatenate([np.zeros((n_test, 1)), test_images], axis=1)
+    inputs = (obs, np.zeros((N, T, 1)), np.broadcast_to(np.eye(1), (N, T, 1, 1)), where.reshape(N, T, 2))
+    return inputs, (test_obs, test_where)
+
+
+def test_pose_loss_teaches_the_feature_points_where_the_dot_is():
+    (obs, mu, precision, pose), held_out = dot_task(6)
     policy = GaussianPolicy(pose_architecture(), device="cpu", seed=0)
-    test_images, test_where = dot_images(rng, 100)
-    test_obs = np.concatenate([np.zeros((100, 1)), test_images], axis=1)
-    before = standardized_pose_error(policy, test_obs, test_where)
+    before = standardized_pose_error(policy, *held_out)
     SStep(policy, SStepConfig(iterations=1500, batch_size=64, lr=3e-3, pose_weight=1.0, pose_state=("dot",))).update(
-        obs, np.zeros((N, T, 1)), np.broadcast_to(np.eye(1), (N, T, 1, 1)), pose=where.reshape(N, T, 2))
+        obs, mu, precision, pose=pose)
     # a held-out dot's position is read off the feature points (standardised variance: 2)
-    assert standardized_pose_error(policy, test_obs, test_where) < 0.1 < before
+    assert standardized_pose_error(policy, *held_out) < 0.1 < before
+
+
+def test_pose_pretraining_locates_the_dot_on_the_first_call_only():
+    (obs, mu, precision, pose), held_out = dot_task(7)
+    policy = GaussianPolicy(pose_architecture(), device="cpu", seed=0)
+    before = standardized_pose_error(policy, *held_out)
+    sstep = SStep(policy, SStepConfig(iterations=1, batch_size=64, lr=3e-3, pose_weight=1.0, pose_state=("dot",),
+                                      pose_pretrain_iterations=1500, progress_every=500))
+    phases = []
+    sstep.update(obs, mu, precision, pose=pose, progress=lambda p: phases.append((p.phase, p.iteration, p.iterations)))
+    # one policy step cannot place the feature points; the pretraining before it did
+    assert standardized_pose_error(policy, *held_out) < 0.1 < before
+    assert phases == [("pose pretraining", 500, 1500), ("pose pretraining", 1000, 1500),
+                      ("pose pretraining", 1500, 1500), ("policy", 1, 1)]
+    phases.clear()
+    sstep.update(obs, mu, precision, pose=pose, progress=lambda p: phases.append((p.phase, p.iteration, p.iterations)))
+    assert phases == [("policy", 1, 1)]
 
 
 def test_pose_loss_inputs_are_checked():
@@ -212,6 +236,10 @@ def test_pose_loss_inputs_are_checked():
         SStepConfig(pose_state=("dot",))
     with pytest.raises(ValueError, match=r"^pose_state: .*got \[\] with pose_weight 1.0"):
         SStepConfig(pose_weight=1.0)
+    with pytest.raises(ValueError, match="pose_pretrain_iterations: expected >= 0, got -1"):
+        SStepConfig(pose_pretrain_iterations=-1)
+    with pytest.raises(ValueError, match="^pose_pretrain_iterations: 100 needs pose_weight > 0.*got pose_weight 0"):
+        SStepConfig(pose_pretrain_iterations=100)
     pose_config = SStepConfig(iterations=1, pose_weight=1.0, pose_state=("dot",))
     with pytest.raises(ValueError, match=r"pose_weight: 1.0 needs a policy with a pose head.*pose_dim 0"):
         SStep(GaussianPolicy(pose_architecture(pose_dim=0), device="cpu"), pose_config)
