@@ -134,7 +134,7 @@ SETTINGS = {
                  config=_PEG),
         Scenario("reset-free-peg-3d", "pr2_peg_3d", 20, 800, None, 0.8, kp=20.0, kd=5.0, noise_variance=4.0,
                  config=_PEG),
-        Scenario("vision-reacher", "reacher3", 20, 800, 0.05, 0.8, extra_action_weight=0.3, vision=True,
+        Scenario("vision-reacher", "reacher3", 20, 800, 0.05, 0.8, n_heldout=100, extra_action_weight=0.3, vision=True,
                  config=_VISION),
     )
 }

@@ -19,7 +19,8 @@ from gps_ros.policies.gaussian_policy import GaussianPolicy
 from gps_ros.policies.networks import PolicyArchitecture, build_network
 from gps_ros.policies.normalization import Normalization
 
-FORMAT = "gps_ros.gaussian_policy/1"
+# /2: the CNN's last conv layer has no ReLU, so a /1 CNN's weights would compute something else.
+FORMAT = "gps_ros.gaussian_policy/2"
 
 
 def save_policy(policy: GaussianPolicy, path: str | os.PathLike) -> None:
@@ -41,7 +42,8 @@ def load_policy(path: str | os.PathLike, device: torch.device | str | None = Non
     """Read a policy written by ``save_policy`` (tensors only: safe ``weights_only`` loading)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"path: expected a {FORMAT} file, got {path}")
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise ValueError(f"path: expected a {FORMAT} file, got {path} (format {found!r})")
     _require_keys("path", payload, ("architecture", "state_dict", "shift", "scale", "n_fit", "covariance"))
     arch = PolicyArchitecture.from_dict(payload["architecture"])
     network = build_network(arch)

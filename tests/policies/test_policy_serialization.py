@@ -85,6 +85,12 @@ def test_bad_files_and_arrays_are_refused(tmp_path):
     torch.save(other.state_dict(), tmp_path / "other.pt")
     with pytest.raises(ValueError, match="path"):
         load_policy(tmp_path / "other.pt")
+    save_policy(policy, tmp_path / "policy.pt")
+    payload = torch.load(tmp_path / "policy.pt", weights_only=True)
+    payload["format"] = "gps_ros.gaussian_policy/1"
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"path: expected a gps_ros\.gaussian_policy/2 file, .*old\.pt \(format 'gps_ros\.gaussian_policy/1'\)"):
+        load_policy(tmp_path / "old.pt")
     with pytest.raises(ValueError, match="architecture"):
         PolicyArchitecture.from_json('{"kind": "mlp", "dO": 2, "dU": 1, "colour": "red"}')
 
