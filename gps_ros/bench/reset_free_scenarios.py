@@ -106,30 +106,22 @@ _PEG = replace(_REACHER, kl_step=1.0)
 # without it on an earlier machine of the same kind).
 # kl_step 1.5: the step of the reacher's settings when the vision results were measured (1.0 is untried here).
 # What limits the CNN, measured on dev seeds 10-12 with 100 validation targets from another seed (not
-# the reported seeds or held-out set). Not the feature points' precision: the pose head alone, trained on
-# 60 target placements, locates new ones to 8 mm. Cloning a trained state policy (92 %) from 60 of its
-# own rollouts with these S-step settings, 20000 steps: an MLP on the full state 86 % (loss 2.5 per row),
-# an MLP on joint state + true target position 64 % (4.2), the CNN 28 % (4.9; 17 % and 9.7 at 10000):
-# the policy needs the fingertip relative to the target, which the head must read off the feature points.
-# With a ReLU on the last conv layer, 9 of 16 channels were dead (zero at every pixel: uniform softmax,
-# no gradient) even after 3000 pose-regression steps. Without it (the network now) none are, and the
-# cloned CNN reached 40 % (7.3) at 10000 steps; 3000 steps on the pose loss alone before cloning (the
-# JMLR 2016 pretraining, since SStepConfig.pose_pretrain_iterations) had reached 43 % (4.0) there.
-# On the reported seeds, now with 100 held-out placements, the network without the ReLU reached
-# 64 / 60 / 78 % at 800 episodes (57 ± 18 % on 20 placements before). On the dev seeds both changes
-# sped up early learning but not the end: mean validation success at 400 / 800 episodes, the ReLU
-# network 27 % / not run to the end, without the ReLU 44 / 57 % (65 / 51 / 56), with the ReLU and pose
-# pretraining 43 / 55 %, with the ReLU and 2000 S-step steps per iteration 62 % at 800 (74 / 62 / 50).
-# Adam at 3e-3 (cloning loss 5.6 and 35 % at 10000 steps) learned slower in GPS with 2000 steps per
-# iteration (22 / 37 / 20 % against 54 / 53 / 25 % at ~360 episodes), and handing the head the pose
-# head's outputs raised the cloned CNN only to 38 % at 20000 steps.
-# What the network lacks is placements, not fitting: cloned from the same expert's rollouts, an MLP on joint
-# state + true target reached 64 % from 60 placements and 81 % from 160 (128x3 hidden units: 76 / 92 %),
-# and the CNN (ReLU network, pose-pretrained) fitted its 60 as closely as the full-state MLP (loss 3.1
-# against 3.2 per row) yet reached 48 % against 87 %. Hence the S-step on the last 8 iterations' samples
-# (160 placements) instead of 3: on the dev seeds 67 % at 800 episodes (67 / 86 / 50) against 57 %,
-# though 55 % against 56 % at 560 (64 / 61 / 41). A 128x3 head with it learned slower (49 % against
-# 55 % at 560; stopped there). On the reported seeds: 76 / 63 / 84 % (74 %) against 64 / 60 / 78 %.
+# the reported seeds or held-out set), and by cloning a trained state policy (92 %) from its own
+# rollouts with these S-step settings:
+# - Not the feature points' precision: the pose head alone, trained on 60 placements, locates new ones to 8 mm.
+# - Dead channels, now fixed: with a ReLU on the last conv layer 9 of 16 channels were zero at every pixel
+#   (uniform softmax, no gradient) even after 3000 pose-regression steps. Cloned from 60 rollouts, the
+#   CNN reached 17 % (loss 9.7 per row) at 10000 steps with it, 40 % (7.3) without it.
+# - Placements, not fitting: cloned from 60 rollouts, the CNN (with pose pretraining, 14000 steps) fitted
+#   as closely as an MLP on the full state (loss 3.1 against 3.2) yet reached 48 % against 87 %; an MLP on
+#   joint state + true target reached 64 % from 60 placements and 81 % from 160 (128x3 units: 76 / 92 %).
+#   Hence the S-step on the last 8 iterations' samples (160 placements) instead of 3.
+# In GPS, mean validation success at 800 episodes (per seed): ReLU network 2000 steps per iteration 62 %
+# (74 / 62 / 50), ReLU and 3000 pose-pretraining steps 55 %, no ReLU 57 % (65 / 51 / 56), no ReLU with
+# 8 iterations' samples 67 % (67 / 86 / 50; at 560 episodes 55 % against 56 %). Slower: Adam at 3e-3
+# (22 / 37 / 20 % against 54 / 53 / 25 % at ~360 episodes), a 128x3 head (49 % against 55 % at 560),
+# 16 iterations' samples (53 % at 560; neither run to 800). On the reported seeds: 64 / 60 / 78 % with
+# the last 3 iterations' samples, 76 / 63 / 84 % (74 %) with the last 8.
 _VISION = replace(_REACHER, kl_step=1.5, s_step_history=8, s_step=replace(
     _REACHER.s_step, iterations=1000, batch_size=32, pose_weight=1.0, pose_state=("target_position", "ee_points")))
 VISION_CONV = {"conv_channels": (16, 16), "conv_kernels": (5, 5), "conv_strides": (2, 2), "pose_dim": 4}

@@ -41,8 +41,8 @@ def save_policy(policy: GaussianPolicy, path: str | os.PathLike) -> None:
 def load_policy(path: str | os.PathLike, device: torch.device | str | None = None) -> GaussianPolicy:
     """Read a policy written by ``save_policy`` (tensors only: safe ``weights_only`` loading)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else None
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if found != FORMAT:
         raise ValueError(f"path: expected a {FORMAT} file, got {path} (format {found!r})")
     _require_keys("path", payload, ("architecture", "state_dict", "shift", "scale", "n_fit", "covariance"))
     arch = PolicyArchitecture.from_dict(payload["architecture"])
