@@ -173,6 +173,11 @@ def test_manual_resets_wait_for_the_operator(ros, graph):
             if not pending:
                 continue
             request = pending[-1]
+            # The recorder writes a trial's file from the TrialStep stream, so on a loaded machine
+            # the learner may ask for the next reset before the last acknowledged trial's file is out.
+            caught_up = time.monotonic() + WAIT
+            while len(trial_files(samples)) < len(acknowledged) and time.monotonic() < caught_up:
+                ros.spin_once(node, timeout_sec=0.05)
             # no trial runs before the acknowledgement; the status shows the wait
             waited = time.monotonic()
             while time.monotonic() - waited < 2.5:

@@ -71,6 +71,31 @@ class Learner:
         assert future.done(), f"no answer to {what} within {WAIT} s"
         return future.result()
 
+    def handshake(self):
+        """One answered reset and one answered (refused) goal before the tests talk to the nodes.
+
+        A server that answers before it has matched the client's reply reader loses the answer
+        (rmw_fastrtps waits 100 ms for the match; discovery on a loaded machine takes longer).
+        Both exchanges are harmless to repeat: a reset to condition 0 and a goal refused for its
+        horizon, before anything moves. Once answered, the reply endpoints stay matched."""
+        from gps_ros.action import RunTrial
+        from gps_ros.srv import ResetScene
+
+        request = ResetScene.Request(mode=ResetScene.Request.MODE_CONDITION, condition=0)
+        self._until_answered(lambda: self.reset_client.call_async(request), "reset_scene")
+        goal = RunTrial.Goal(trial_id=0, horizon=0)
+        handle = self._until_answered(lambda: self.trial_client.send_goal_async(goal), "a refused goal")
+        self._until_answered(handle.get_result_async, "the refused goal's result")
+
+    def _until_answered(self, ask, what, attempt_s=5.0):
+        end = time.monotonic() + WAIT
+        while True:
+            future = ask()
+            self.rclpy.spin_until_future_complete(self.node, future, timeout_sec=attempt_s)
+            if future.done():
+                return future.result()
+            assert time.monotonic() < end, f"no answer to {what} within {WAIT} s"
+
     def reset(self, condition):
         from gps_ros.srv import ResetScene
 
@@ -95,7 +120,7 @@ class Learner:
         client = AsyncParameterClient(self.node, "controller")
         assert client.wait_for_services(WAIT)
         param = Parameter(name, Parameter.Type.DOUBLE_ARRAY, [float(v) for v in values])
-        results = self.wait(client.set_parameters([param]), "set_parameters").results
+        results = self._until_answered(lambda: client.set_parameters([param]), "set_parameters").results
         assert results[0].successful, results[0].reason
 
     def run(self, goal, on_feedback=None, cancel_at_step=None):
@@ -178,6 +203,7 @@ def serve(rclpy, task, sim, controller, namespace):
         ready = learner.trial_client.wait_for_server(timeout_sec=WAIT) and learner.reset_client.wait_for_service(WAIT)
         assert ready, f"nodes did not come up; sim: {sim.poll()}, controller: {controller.poll()}"
         learner.wait_for_graph()
+        learner.handshake()
         yield task, learner, sim, controller
     finally:
         learner.node.destroy_node()
