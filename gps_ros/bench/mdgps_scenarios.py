@@ -134,6 +134,11 @@ BADMM_PEG = BADMMConfig(kl_step=2.0, s_step=SStepConfig(iterations=3000, batch_s
 # runs at every iteration from 3 to 7 (the current samples only: 9, 9, 10, 10, 9 of 10), at iteration 5
 # in 10 of 10 either way, and in 55 against 54 of the 60 (run, iteration 5-10) pairs. On the reported
 # seeds it changed nothing at the target: seeds 1 and 2 still lose one start from iteration 1 or 2 on.
+# On 20 more dev seeds (20-39) these settings have all 5 starts at iteration 5 in 17 of 20 runs (27 of
+# 30 dev runs in all). Where a start is lost, either the S-step fitted samples stuck at a wall face, whose
+# local policies' mean actions there reach 60-100 N against the 10 N actuator range, or a C-step moved a
+# start's local policy into its wall (all 5 samples stuck). Clamping the S-step's target actions to the
+# actuator range did not lower the rate: 13 of 14 runs (seeds 20-33) against 12 of 14 unclamped.
 MDGPS_POINTMASS = MDGPSConfig(kl_step=0.5, step_size=StepSizeConfig(min_mult=0.1, max_mult=1.0),
                               s_step=SStepConfig(iterations=6000, batch_size=64), s_step_history=3)
 QUICK_S_STEP = SStepConfig(iterations=50, batch_size=32)
