@@ -25,8 +25,10 @@ while a trial runs is aborted the same way ("busy: ...").
 
 Safety. A joint outside its position/velocity limits, no new JointState within
 state_timeout (watchdog, steady clock), a non-finite action or a cancel ends the trial:
-the hold PD (on_abort "hold") or zero torque ("zero") is commanded, the result has
-status ABORTED (CANCELED for a cancel) and abort_reason says why.
+free-running, the hold PD (on_abort "hold") or zero torque ("zero") is commanded; in
+lock-step nothing is (the sim stands still without commands, and a command still in flight
+when the learner resets the scene would step the new scene); the result has status ABORTED
+(CANCELED for a cancel) and abort_reason says why.
 
 The target position (in x: target-relative ee points, target features) is the goal's
 target_position when given (after a random placement the learner copies it from the
@@ -100,7 +102,8 @@ class ControllerNode(Node):
         self.max_horizon = p("max_horizon", 1000, "longest trial (steps) a goal may ask for")
         self.state_timeout = p("state_timeout", 0.5, "watchdog: end the trial when no new JointState arrives within "
                                "this many seconds (steady clock)")
-        self.on_abort = p("on_abort", "hold", f"command after a trial ends early: one of {ON_ABORT_MODES}")
+        self.on_abort = p("on_abort", "hold", f"free-running: command after a trial ends early, one of {ON_ABORT_MODES} "
+                                                       "(lock-step sends none)")
         if self.on_abort not in ON_ABORT_MODES:
             raise ValueError(f"on_abort: expected one of {ON_ABORT_MODES}, got {self.on_abort!r}")
         self.startup_timeout = p("startup_timeout", 10.0, "s a trial waits for the first JointState ever and for a "
@@ -327,7 +330,7 @@ class ControllerNode(Node):
             self._q_hold = latest.q
         if reason:
             self.get_logger().warning(f"trial {plan.trial_id} ended at step {done}/{T}: {reason}")
-            if latest is not None:
+            if latest is not None and not self.lock_step:
                 target = self._optional("hold_position")
                 self._command(safe_effort(self.on_abort, latest.q, latest.qd,
                                           self._q_hold if target is None else target, self.limits))

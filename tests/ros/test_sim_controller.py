@@ -390,6 +390,11 @@ def test_joint_beyond_its_limit_aborts_the_trial(graph):
     assert 0 < sample.steps_completed < T
     X = np.array(sample.states).reshape(sample.steps_completed, task.dX)
     assert np.all(np.abs(X[:, 0]) <= Q1_LIMIT)  # only the states before the violation are recorded
+    # Lock-step: nothing is commanded after the abort, so the sim stays at the violating state, one
+    # control period after the last recorded one (a hold command would step it once more).
+    stamp, _ = learner.latest_state(settle=1.0)
+    last = sample.stamps[-1]
+    assert stamp == last.sec * 10**9 + last.nanosec + round(task.dt * 1e9)
 
 
 def test_stale_joint_states_end_the_trial(graph):
