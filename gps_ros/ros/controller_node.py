@@ -102,8 +102,8 @@ class ControllerNode(Node):
         self.max_horizon = p("max_horizon", 1000, "longest trial (steps) a goal may ask for")
         self.state_timeout = p("state_timeout", 0.5, "watchdog: end the trial when no new JointState arrives within "
                                "this many seconds (steady clock)")
-        self.on_abort = p("on_abort", "hold", f"free-running: command after a trial ends early, one of {ON_ABORT_MODES} "
-                                                       "(lock-step sends none)")
+        self.on_abort = p("on_abort", "hold", f"free-running: command after a trial ends early, one of "
+                          f"{ON_ABORT_MODES} (lock-step sends none)")
         if self.on_abort not in ON_ABORT_MODES:
             raise ValueError(f"on_abort: expected one of {ON_ABORT_MODES}, got {self.on_abort!r}")
         self.startup_timeout = p("startup_timeout", 10.0, "s a trial waits for the first JointState ever and for a "

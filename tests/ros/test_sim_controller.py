@@ -17,6 +17,7 @@ import pytest
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.noise import draw_noise
 from gps_ros.resources import config_path
+from gps_ros.ros.conversions import stamp_to_ns
 from gps_ros.sim import load_task
 
 TASK = "reacher3"
@@ -162,7 +163,7 @@ class Learner:
         while time.monotonic() < end:
             self.rclpy.spin_once(self.node, timeout_sec=0.05)
             stamp = self.joint_states[-1].header.stamp if self.joint_states else None
-            if stamp is not None and stamp.sec * 10**9 + stamp.nanosec >= stamp_ns:
+            if stamp is not None and stamp_to_ns(stamp) >= stamp_ns:
                 return
         raise AssertionError(f"no joint state reached sim time {stamp_ns} ns")
 
@@ -172,7 +173,7 @@ class Learner:
         while time.monotonic() < end:
             self.rclpy.spin_once(self.node, timeout_sec=0.02)
         msg = self.joint_states[-1]
-        return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, np.array(msg.position)
+        return stamp_to_ns(msg.header.stamp), np.array(msg.position)
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +291,7 @@ def test_lock_step_trial_reproduces_the_in_process_agent(graph):
     np.testing.assert_allclose(U, ref.U[0], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(np.array(sample.noise).reshape(T, task.dU), noise)
     # sim time: step t measured at t x dt
-    stamps = np.array([s.sec * 10**9 + s.nanosec for s in sample.stamps])
+    stamps = np.array([stamp_to_ns(s) for s in sample.stamps])
     np.testing.assert_array_equal(np.diff(stamps), round(task.dt * 1e9))
 
 
@@ -299,7 +300,7 @@ def test_reset_stamps_are_newer_than_every_state_before_the_reset(graph):
     learner.reset(1)
     before, _ = learner.latest_state()
     learner.reset(2)
-    stamp = learner.start_stamp.sec * 10**9 + learner.start_stamp.nanosec
+    stamp = stamp_to_ns(learner.start_stamp)
     learner.start_stamp = None
     after, q = learner.latest_state()
     # A pre-reset state still in flight is told apart from the reset scene by its stamp alone.
@@ -393,8 +394,7 @@ def test_joint_beyond_its_limit_aborts_the_trial(graph):
     # Lock-step: nothing is commanded after the abort, so the sim stays at the violating state, one
     # control period after the last recorded one (a hold command would step it once more).
     stamp, _ = learner.latest_state(settle=1.0)
-    last = sample.stamps[-1]
-    assert stamp == last.sec * 10**9 + last.nanosec + round(task.dt * 1e9)
+    assert stamp == stamp_to_ns(sample.stamps[-1]) + round(task.dt * 1e9)
 
 
 def test_stale_joint_states_end_the_trial(graph):
@@ -554,7 +554,7 @@ def test_free_running_trial_then_hold(free_running):
     X = np.array(sample.states).reshape(T, task.dX)
     qd1 = X[:, task.state_slices["joint_velocities"]][:, 0]
     assert qd1[-1] > 0.1
-    stamps = np.array([s.sec * 10**9 + s.nanosec for s in sample.stamps])
+    stamps = np.array([stamp_to_ns(s) for s in sample.stamps])
     # The latest state each step: a late one is used twice (hardware publishes far faster than the steps).
     assert np.all(np.diff(stamps) >= 0) and stamps[-1] > stamps[0]
     # Had the last command (0.3 N*m) been held, joint1 would keep accelerating; the hold PD stops it.
