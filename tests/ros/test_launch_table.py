@@ -239,3 +239,24 @@ def test_launch_starts_the_available_nodes_and_forwards_sigint(tmp_path):
     assert codes["recorder"] == 0 and codes["status_monitor"] == 0
     assert proc.returncode == (0 if not any(codes.values()) else 1), err
     assert (tmp_path / "runs" / "samples").is_dir(), "the recorder ran with its params file (output_dir runs/samples)"
+
+
+def test_node_interrupted_while_starting_exits_cleanly():
+    # The launcher's SIGINT can reach a node whose name is on the graph but whose __init__ is still running.
+    import rclpy
+
+    from gps_ros.ros.node_main import spin_node_main
+
+    built = []
+
+    def make_node():
+        built.append(rclpy.create_node("half_built"))
+        raise KeyboardInterrupt
+
+    try:
+        code = spin_node_main(make_node, ["half_built"])
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        pytest.fail("Ctrl-C while the node was being built escaped spin_node_main")
+    assert code == 0
+    assert len(built) == 1 and not rclpy.ok(), "rclpy is shut down after the interrupted start"
