@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gps_ros.bench.known_dynamics_scenarios import SCENARIOS
+from gps_ros.bench.known_dynamics_scenarios import SCENARIOS, SETTINGS, _quick, run_scenario, scenario_report
 from gps_ros.bench.report import BenchOptions
 
 
@@ -22,3 +22,19 @@ def test_quick_run_reports_learning_curve(name, tmp_path):
         assert all(0 <= r["test_walked"] <= 2 for r in report.rows)
     written = report.to_json(tmp_path / f"{name}.json")
     assert all(path.exists() for path in written)
+
+
+def test_seeds_run_apart_report_as_one_run():
+    """Rows of --seed 0 and --seed 1 run separately, joined by scenario_report, give the report of
+    one --seeds 2 run: the same rows, curves and notes."""
+    scenario = _quick(SETTINGS["cgps-swimmer"])
+    together = run_scenario(scenario, BenchOptions(seeds=2), lambda line: None)
+    apart = [run_scenario(scenario, BenchOptions(seed=seed), lambda line: None) for seed in (0, 1)]
+    joined = scenario_report(scenario, apart[0].rows + apart[1].rows)
+    assert [(r["seed"], r["iteration"]) for r in joined.rows] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    for a, b in zip(joined.rows, together.rows):
+        assert a.keys() == b.keys()
+        np.testing.assert_allclose([a[k] for k in a], [b[k] for k in b], rtol=1e-6)
+    assert set(joined.plot.curves) == set(together.plot.curves) == {
+        f"{key} seed {seed}" for key in ("cost_stochastic", "cost_deterministic") for seed in (0, 1)}
+    assert len(joined.notes) == len(together.notes) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from gps_ros.core.costs.base import Cost
 from gps_ros.core.samples import SampleBatch
-from gps_ros.sim.gait import demonstration
+from gps_ros.sim.gait import GaitController, demonstration
 from gps_ros.sim.locomotion import CentreOfMassVelocity, LocomotionCost, swimmer_task, walker_task
 
 
@@ -128,8 +128,7 @@ def test_sinusoidal_gait_swims_forward(swimmer):
 
 
 def test_gait_controller_walks_the_whole_horizon(walker):
-    X0 = np.concatenate([walker.rest_state[None], walker.initial_states(3, np.random.default_rng(0))])
-    for x0 in X0:
+    for x0 in walker.initial_states(6, np.random.default_rng(0)):
         X, U = demonstration(walker, x0)
         assert X.shape == (walker.T, walker.dX) and U.shape == (walker.T, walker.dU)
         np.testing.assert_array_equal(X[0], x0)
@@ -137,6 +136,23 @@ def test_gait_controller_walks_the_whole_horizon(walker):
         assert not walker.fell(X) and walker.walked(X)
         assert walker.forward_distance(X) > 1.0
         assert np.all(np.abs(U) <= walker.model.actuator_ctrlrange[:, 1] + 1e-12)
+
+
+def test_gait_swing_weight_is_mirror_symmetric(walker):
+    """Swapping the legs' joint angles and velocities swaps their swing weights (g -> 1 - g), and
+    the legs' commands swap with them; the symmetric rest pose sits at g = 1/2."""
+    controller = GaitController(walker)
+    legs = {leg: [walker.model.joint(f"{leg}_{j}").qposadr[0] for j in ("hip", "knee", "ankle")] for leg in ("right", "left")}
+    acts = {leg: [walker.model.actuator(f"{leg}_{j}").id for j in ("hip", "knee", "ankle")] for leg in ("right", "left")}
+    swap = np.arange(walker.nq)
+    swap[legs["right"] + legs["left"]] = legs["left"] + legs["right"]
+    swap_x = np.concatenate([swap, walker.nq + swap])
+    assert controller.swing_weight(walker.rest_state) == pytest.approx(0.5)
+    for x in walker.initial_states(5, np.random.default_rng(1)) + 0.3 * np.random.default_rng(2).standard_normal((5, walker.dX)):
+        assert controller.swing_weight(x[swap_x]) == pytest.approx(1.0 - controller.swing_weight(x), abs=1e-12)
+        u, u_mirror = controller(x), controller(x[swap_x])
+        np.testing.assert_allclose(u_mirror[acts["right"]], u[acts["left"]], atol=1e-9)
+        np.testing.assert_allclose(u_mirror[acts["left"]], u[acts["right"]], atol=1e-9)
 
 
 def test_fell_detects_collapse_without_torques(walker):
@@ -185,6 +201,7 @@ def test_hidden_root_coordinates_change_neither_dynamics_nor_cost(name, request)
     (lambda: swimmer_task().initial_states(0, np.random.default_rng()), "n"),
     (lambda: swimmer_task().fell(np.zeros((5, 9))), "X"),
     (lambda: replace(walker_task(), walk_speed=-0.1), "walk_speed"),
+    (lambda: replace(walker_task(), fd_eps=0.5), "fd_eps"),
     (lambda: walker_task().walked(np.zeros(18)), "X"),
     (lambda: LocomotionCost(w_u=1.0, velocity_index=12, target_velocity=0.0).expand(
         SampleBatch(np.zeros((1, 2, 10)), np.zeros((1, 2, 2)))), "velocity_index"),
