@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from gps_ros.core.validation import check_array
 from gps_ros.sim.locomotion import LocomotionTask
@@ -84,7 +85,7 @@ class GaitController:
         p, q, qd = self.params, x[: self._nq], x[self._nq:]
         right, left = self._qpos[("right", "hip")], self._qpos[("left", "hip")]
         s = (qd[right] - qd[left]) / p.phase_velocity + (q[left] - q[right]) / p.phase_angle
-        return float(0.5 * (1.0 + np.tanh(0.5 * p.phase_gain * s)))
+        return float(expit(p.phase_gain * s))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """x: [dX] -> u: [dU], clipped to the actuators' ranges."""
