@@ -362,11 +362,11 @@ def walker_task() -> LocomotionTask:
     at 0.48-0.73 m/s from perturbed starts), initial velocities perturbed by 0.05 (joint angles
     left at the standing pose so the feet start on the ground), fallen when the torso centre
     drops below 0.8 m or leans more than 1 rad, walked when it also kept 0.4 m/s (half of v_x*)
-    on average, the policy sees the state without the root's x. Jacobians by finite differences of 1e-3 rather than 1e-6:
-    across the stiff foot contacts the smaller step linearises a contact's onset, which gave DDP
-    feedback gains up to 1.7e5 and, at β = 1e4, q marginals with joint std of 0.4 rad and 10 rad/s
-    ten steps in (dev seed 10; noisy rollouts of the demonstration: 0.04 rad); at 1e-3 the gains stay
-    below 2e4 and the same marginals near 0.01 rad.
+    on average, the policy sees the state without the root's x. Jacobians by finite differences
+    of 1e-3 rather than 1e-6: across the stiff foot contacts the smaller step linearises a
+    contact's onset, which gave DDP feedback gains up to 1.7e5 and, at β = 1e4, q marginals with
+    joint std of 0.4 rad and 10 rad/s ten steps in (dev seed 10; noisy rollouts of the
+    demonstration: 0.04 rad); at 1e-3 the gains stay below 2e4 and the same marginals near 0.01 rad.
     """
     model = mujoco.MjModel.from_xml_path(str(MODELS_DIR / "walker.xml"))
     cost = LocomotionCost(w_u=1e-4, velocity_index=model.nq + 0, target_velocity=0.8, height_index=1, target_height=1.23)
