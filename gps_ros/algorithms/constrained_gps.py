@@ -6,7 +6,11 @@ multipliers λ_{i,t} on the constraint D_KL(q(x_t) π(u_t|x_t) ‖ q(x_t, u_t)) 
      then fit π to them once, by maximum likelihood on samples from their marginals, so that the
      first trajectory step is pulled towards a policy that already resembles q (the I-projection
      with unit weights is ruled by the few steps where q's action covariance is tiny: on the
-     swimmer it left π nearly deterministic and not swimming, cost 8.4-9.2 against DDP's 0.3);
+     swimmer it left π nearly deterministic and not swimming, cost 8.4-9.2 against DDP's 0.3).
+     With a ``demonstrator`` (the controller that produced U_init) the labels of that fit are the
+     demonstrator's actions at the same samples instead of q's: q's own feedback K_t comes from
+     the linearised model and can be too weak to keep a nonlinear system on its feet (the walker:
+     a 10-unit fit to q's actions fell from every start, one to the gait controller's walked);
   2. per iteration k: (line 3) ``trajectory_steps`` iterations of Alg. 2 per q_i
      (cgps_trajectory_step, π linearised per time step and averaged over samples from q_i's
      marginals, cost magnitude β_k; the first mean update starts where ``trajectory_start`` says,
@@ -19,7 +23,9 @@ The schedule (Sec. 4): the cost magnitude grows by a factor of 10 over the first
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -28,10 +34,14 @@ from gps_ros.algorithms.variational_gps import CostSchedule
 from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, cgps_trajectory_step, dual_update
 from gps_ros.core.costs.base import value_around
 from gps_ros.core.dynamics import InitialStateDistribution
-from gps_ros.core.ilqg import ILQGSettings
+from gps_ros.core.ilqg import ILQGSettings, rollout
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.traj_distribution import TrajectoryDistribution
+from gps_ros.core.validation import check_array
 from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
+
+
+LINEARIZE_AT = ("mean", "start")
 
 
 @dataclass(frozen=True)
@@ -42,8 +52,14 @@ class CGPSConfig:
     trajectory_steps: Alg. 2 iterations per q_i and outer iteration; lambda_init: λ_t at the start;
     dual_step: η of Eq. 2; kl_target: ε_t subtracted from the KL in Eq. 2 (0: the paper's update);
     fit_samples: states per time step and q_i drawn from q_i(x_t) for the policy step and the KL
-    estimate; linearization_samples: samples per time step over which π's derivatives are averaged;
-    policy_fit: the policy step's optimiser; trajectory_start: where each outer iteration's first
+    estimate; linearization_samples: samples per time step over which π's derivatives are averaged
+    (0: at the mean states alone); linearize_at: where π is linearised for a trajectory step, around
+    q_i's previous mean ("mean") or around the states of the trajectory its mean update starts from
+    ("start": π's own rollout when trajectory_start is "policy"; with a penalty linearised at q's old
+    mean, the mean update started from a walking π's rollout pulled the walker's q, and π with it,
+    onto the old mean's linearisation, and π fell by iteration 1-2 at λ_t 1000, dev seeds 14-15);
+    policy_fit: the policy step's optimiser; initial_policy_fit: the optimiser of line 1's fit (None: policy_fit);
+    trajectory_start: where each outer iteration's first
     mean update starts, "policy" (the actions of π's deterministic rollout from x_i; q_i's mean
     actions if π produces a non-finite action) or "previous" (q_i's mean actions)."""
 
@@ -59,12 +75,18 @@ class CGPSConfig:
     fit_samples: int = 10
     linearization_samples: int = 10
     policy_fit: PolicyFitSettings = field(default_factory=PolicyFitSettings)
+    initial_policy_fit: PolicyFitSettings | None = None
     trajectory_start: str = "policy"
+    linearize_at: str = "mean"
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "trajectory_steps", "fit_samples", "linearization_samples"):
+        for name in ("iterations", "trajectory_steps", "fit_samples"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if int(self.linearization_samples) < 0:
+            raise ValueError(f"linearization_samples: expected an integer >= 0, got {self.linearization_samples}")
+        if self.linearize_at not in LINEARIZE_AT:
+            raise ValueError(f"linearize_at: expected one of {LINEARIZE_AT}, got {self.linearize_at!r}")
         if not (np.isfinite(self.lambda_init) and self.lambda_init >= 0):
             raise ValueError(f"lambda_init: expected a finite number >= 0, got {self.lambda_init}")
         if not (np.isfinite(self.dual_step) and self.dual_step > 0):
@@ -113,11 +135,19 @@ def sampled_policy_kl(policy: SoftplusPolicy, q: LinearGaussianPolicy, X: np.nda
 class ConstrainedGPS(KnownModelSearch):
     """Alg. 1 for initial states x0 [M, dX] and one policy (trained in place).
 
-    Arguments as KnownModelSearch (config: CGPSConfig). ``trajectories`` holds the current q_i (TrajectoryState),
+    Arguments as KnownModelSearch (config: CGPSConfig), and demonstrator: None, or the controller
+    behind U_init as a function X [N, dX] -> U [N, dU], whose actions label line 1's policy fit.
+    ``trajectories`` holds the current q_i (TrajectoryState),
     ``initial`` the DDP solutions of line 1 (ILQGResult), ``lam`` the multipliers [M, T].
     """
 
     default_config = CGPSConfig()
+
+    def __init__(self, *args: Any, demonstrator: Callable[[np.ndarray], np.ndarray] | None = None, **kwargs: Any) -> None:
+        if demonstrator is not None and not callable(demonstrator):
+            raise ValueError(f"demonstrator: expected None or a function X [N, dX] -> U [N, dU], got {type(demonstrator).__name__}")
+        self.demonstrator = demonstrator
+        super().__init__(*args, **kwargs)
 
     def _initial_ddp_settings(self, config: CGPSConfig) -> tuple[ILQGSettings, float, ILQGSettings]:
         return config.initial_ddp, config.schedule.beta(0), config.trajectory.ddp
@@ -129,8 +159,14 @@ class ConstrainedGPS(KnownModelSearch):
         self.x1 = [InitialStateDistribution(x, ddp.initial_state_cov * np.eye(model.dX)) for x in self.x0]
         T = self.initial[0].X.shape[0]
         self.lam = np.full((len(self.x0), T), float(config.lambda_init))
-        policy.set_normalization(self.state_samples([s.traj for s in self.trajectories]).reshape(-1, model.dX))
-        self.fit_to_marginals([r.traj for r in self.initial])
+        trajs = [r.traj for r in self.initial]
+        policy.set_normalization(self.state_samples(trajs).reshape(-1, model.dX))
+        if self.demonstrator is None:
+            self.fit_to_marginals(trajs, config.initial_policy_fit)
+            return
+        X = self.state_samples(trajs).reshape(-1, model.dX)
+        U = check_array("demonstrator(X)", self.demonstrator(X), (X.shape[0], model.dU))
+        policy.fit_max_likelihood(X, U, settings=config.initial_policy_fit or config.policy_fit)
 
     def trajectory_step(self, beta: float) -> None:
         """Alg. 1 line 3: Alg. 2 iterations on each q_i against π linearised over samples from q_i."""
@@ -138,7 +174,9 @@ class ConstrainedGPS(KnownModelSearch):
         starts = self.trajectory_starts(np.stack([s.U for s in self.trajectories]), self.config.trajectory_start)
         for i, (state, U_start) in enumerate(zip(self.trajectories, starts)):
             for _ in range(self.config.trajectory_steps):
-                pi = self.linearize_policy(state.traj, state.X)
+                at_start = self.config.linearize_at == "start" and U_start is not None
+                centre = rollout(self.model, self.x0[i], U_start) if at_start else None
+                pi = self.linearize_policy(state.traj, state.X, centre)
                 r = cgps_trajectory_step(self.model, self.cost, self.x1[i], state.q, pi, self.lam[i], settings,
                                          self.state_slices, U_start)
                 state, U_start = TrajectoryState(r.X, r.U, r.q, r.traj), None

@@ -24,7 +24,7 @@ from gps_ros.core.known_model import DynamicsModel
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.traj_distribution import TrajectoryDistribution
 from gps_ros.core.validation import check_array
-from gps_ros.policies.softplus_policy import SoftplusPolicy
+from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
 
 
 def initial_ddp(
@@ -146,19 +146,25 @@ class KnownModelSearch:
         """[M, S, T, dX]: config.fit_samples states per time step from each q_i(x_t)."""
         return np.stack([sample_marginals(traj, self.config.fit_samples, self.rng)[..., : self.model.dX] for traj in trajs])
 
-    def linearize_policy(self, traj: TrajectoryDistribution, X: np.ndarray) -> LinearGaussianPolicy:
+    def linearize_policy(self, traj: TrajectoryDistribution, X: np.ndarray, centre: np.ndarray | None = None) -> LinearGaussianPolicy:
         """π linearised per time step, its derivatives averaged over q's mean states X [T, dX] and
-        config.linearization_samples samples from q's marginals traj (VGPS Sec. 4)."""
-        Z = sample_marginals(traj, self.config.linearization_samples, self.rng)
-        return self.policy.linearize(np.concatenate([X[None], Z[..., : self.model.dX]]))
+        config.linearization_samples samples from q's marginals traj (VGPS Sec. 4; none: at X
+        alone); with centre [T, dX], over those states moved by centre − X, i.e. around centre
+        with q's spread."""
+        n = self.config.linearization_samples
+        Z = sample_marginals(traj, n, self.rng)[..., : self.model.dX] if n else np.empty((0, *X.shape))
+        if centre is not None:
+            Z, X = Z + (centre - X), centre
+        return self.policy.linearize(np.concatenate([X[None], Z]))
 
-    def fit_to_marginals(self, trajs: Sequence[TrajectoryDistribution]) -> float:
+    def fit_to_marginals(self, trajs: Sequence[TrajectoryDistribution], settings: PolicyFitSettings | None = None) -> float:
         """Fit π by maximum likelihood to config.fit_samples samples per time step from each q_i's
-        state-action marginals (VGPS's M-projection); the final loss."""
+        state-action marginals (VGPS's M-projection), with ``settings`` (config.policy_fit when
+        None); the final loss."""
         dX = self.model.dX
         Z = np.concatenate([sample_marginals(traj, self.config.fit_samples, self.rng) for traj in trajs])
         Z = Z.reshape(-1, Z.shape[-1])
-        return self.policy.fit_max_likelihood(Z[:, :dX], Z[:, dX:], settings=self.config.policy_fit)
+        return self.policy.fit_max_likelihood(Z[:, :dX], Z[:, dX:], settings=settings or self.config.policy_fit)
 
     def trajectory_starts(self, previous: np.ndarray, start: str) -> np.ndarray:
         """[M, T, dU] the actions each q_i's trajectory optimisation starts from: ``previous`` (q_i's

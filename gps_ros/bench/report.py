@@ -25,12 +25,14 @@ class BenchOptions:
 
 @dataclass
 class PlotSpec:
-    """A learning-curve plot: name -> (x, y) curves, axis labels, horizontal reference lines."""
+    """A learning-curve plot: name -> (x, y) curves, axis labels, horizontal reference lines, and
+    whether y is on a log axis."""
 
     curves: dict[str, tuple[list[float], list[float]]]
     xlabel: str
     ylabel: str
     reference: dict[str, float] = field(default_factory=dict)
+    log_y: bool = False
 
 
 @dataclass
@@ -69,7 +71,7 @@ class BenchReport:
         if self.plot is None:
             return [target]
         png = target.with_suffix(".png")
-        plot_curves(png, self.plot.curves, self.plot.xlabel, self.plot.ylabel, self.name, self.plot.reference)
+        plot_curves(png, self.plot.curves, self.plot.xlabel, self.plot.ylabel, self.name, self.plot.reference, self.plot.log_y)
         return [target, png]
 
 
@@ -80,9 +82,10 @@ def plot_curves(
     ylabel: str,
     title: str,
     reference: dict[str, float] | None = None,
+    log_y: bool = False,
 ) -> None:
     """A learning-curve PNG: one line per name -> (x, y); reference: horizontal lines
-    (e.g. a paper's figure) by label. Written atomically like the JSON."""
+    (e.g. a paper's figure) by label; log_y: a log y axis. Written atomically like the JSON."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,7 +97,7 @@ def plot_curves(
     for label, value in (reference or {}).items():
         ax.axhline(value, linestyle="--", color="gray", linewidth=1)
         ax.annotate(label, (ax.get_xlim()[0], value), fontsize=8, color="gray", va="bottom")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log" if log_y else "linear")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gps_ros.algorithms.constrained_gps import CGPSConfig, ConstrainedGPS, sampled_policy_kl
+from gps_ros.algorithms.known_model_search import policy_rollouts, sample_marginals
 from gps_ros.algorithms.variational_gps import CostSchedule
 from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings
 from gps_ros.core.costs.base import expand_around
@@ -47,6 +48,77 @@ def test_policy_reaches_ddp_cost_and_matches_q(trajectory_start):
     assert [i.beta for i in infos] == pytest.approx([10.0 * 10 ** (k / 6) for k in range(1, 7)])
 
 
+def test_demonstrator_labels_the_initial_policy_fit():
+    """With a demonstrator, line 1's fit imitates its actions at states from q's initial marginals,
+    not q's own actions there."""
+    gains = np.array([[-3.0, -1.0]])
+
+    def demonstrator(X):
+        return X @ gains.T + 0.5
+
+    fits = {}
+    with torch_threads(1):
+        for name, extra in (("demonstrator", {"demonstrator": demonstrator}), ("q", {})):
+            policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+            cgps = ConstrainedGPS(Pendulum(), COST, X0, policy, replace(CONFIG, initial_policy_fit=PolicyFitSettings(iterations=300)),
+                                  T=T, seed=0, **extra)
+            X = cgps.state_samples([s.traj for s in cgps.trajectories]).reshape(-1, 2)
+            fits[name] = np.sqrt(np.mean((policy.mean(X) - demonstrator(X)) ** 2))
+    spread = np.std(demonstrator(X))
+    assert fits["demonstrator"] < 0.05 * spread
+    assert fits["q"] > 5 * fits["demonstrator"]
+
+
+def test_linearize_at_start_linearises_pi_along_its_own_rollout():
+    """linearize_at "start" with trajectory_start "policy": π's linearisation in each trajectory
+    step is taken along the states of π's deterministic rollout (where the mean update starts),
+    and with no linearization samples it is π's own first-order expansion there."""
+    model = Pendulum()
+    centres = []
+
+    class Recording(ConstrainedGPS):
+        def linearize_policy(self, traj, X, centre=None):
+            pi = super().linearize_policy(traj, X, centre)
+            centres.append((centre, pi))
+            return pi
+
+    config = replace(CONFIG, linearize_at="start", linearization_samples=0, trajectory_start="policy")
+    with torch_threads(1):
+        policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+        cgps = Recording(model, COST, X0, policy, config, T=T, seed=0)
+        X_pi = policy_rollouts(model, policy, cgps.x0, T)[0]
+        cgps.trajectory_step(10.0)
+    assert len(centres) == len(X0)
+    eps = 1e-5
+    for (centre, pi), X in zip(centres, X_pi):
+        np.testing.assert_allclose(centre, X)
+        np.testing.assert_allclose(np.einsum("tux,tx->tu", pi.K, X) + pi.k, policy.mean(X), atol=1e-6)
+        fd = np.stack([(policy.mean(X + eps * e) - policy.mean(X - eps * e)) / (2 * eps) for e in np.eye(2)], axis=-1)
+        np.testing.assert_allclose(pi.K, fd, rtol=1e-3, atol=1e-5)
+
+
+def test_linearisation_samples_keep_their_spread_around_the_centre():
+    """With samples, linearize_policy(traj, X, centre) averages π's derivatives over the same
+    deviations from q's mean as at X, moved to centre: for a shift of zero it is the plain call."""
+    with torch_threads(1):
+        policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+        cgps = ConstrainedGPS(Pendulum(), COST, X0, policy, CONFIG, T=T, seed=0)
+        state = cgps.trajectories[0]
+        shift = np.array([0.3, -0.2])
+        rng_state = cgps.rng.bit_generator.state
+        plain = cgps.linearize_policy(state.traj, state.X)
+        cgps.rng.bit_generator.state = rng_state
+        same = cgps.linearize_policy(state.traj, state.X, state.X.copy())
+        cgps.rng.bit_generator.state = rng_state
+        moved = cgps.linearize_policy(state.traj, state.X, state.X + shift)
+        cgps.rng.bit_generator.state = rng_state
+        Z = sample_marginals(state.traj, CONFIG.linearization_samples, cgps.rng)[..., :2]
+    np.testing.assert_allclose(same.K, plain.K, atol=1e-12)
+    expected = policy.linearize(np.concatenate([(state.X + shift)[None], Z + shift]))
+    np.testing.assert_allclose(moved.K, expected.K, atol=1e-10)
+    np.testing.assert_allclose(moved.k, expected.k, atol=1e-10)
+
+
 def test_sampled_kl_matches_monte_carlo():
     rng = np.random.default_rng(0)
     S, T_, dX, dU = 200, 3, 2, 2
@@ -76,8 +148,13 @@ def test_sampled_kl_matches_monte_carlo():
         (lambda: CGPSConfig(dual_step=0.0), "dual_step"),
         (lambda: CGPSConfig(kl_target=-0.1), "kl_target"),
         (lambda: CGPSConfig(trajectory_start="q"), "trajectory_start"),
+        (lambda: CGPSConfig(linearize_at="policy"), "linearize_at"),
+        (lambda: CGPSConfig(linearization_samples=-1), "linearization_samples"),
         (lambda: ConstrainedGPS(Pendulum(), COST, np.zeros(2), SoftplusPolicy(2, 1, 2), CONFIG, T=5), "x0"),
         (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 2, 2), CONFIG, T=5), "policy"),
+        (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 1, 2), CONFIG, T=5, demonstrator=3.0), "demonstrator"),
+        (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 1, 2), CONFIG, T=5,
+                                demonstrator=lambda X: np.zeros((len(X), 2))), r"demonstrator\(X\)"),
     ],
 )
 def test_bad_input_names_field(make, field):

@@ -38,3 +38,13 @@ def test_seeds_run_apart_report_as_one_run():
     assert set(joined.plot.curves) == set(together.plot.curves) == {
         f"{key} seed {seed}" for key in ("cost_stochastic", "cost_deterministic") for seed in (0, 1)}
     assert len(joined.notes) == len(together.notes) == 1
+
+
+@pytest.mark.parametrize("fallen_cost, log_y", [(150.0, False), (1.5e4, True)])
+def test_cost_axis_turns_logarithmic_when_costs_span_two_decades(fallen_cost, log_y):
+    """A run whose costs span more than a factor of 100 (a fallen walker against its DDP cost) is
+    plotted on a log axis, where the other curves stay readable."""
+    scenario = _quick(SETTINGS["cgps-walker"])
+    row = {"seed": 0, "ddp_cost": 100.0, "cost_stochastic": 120.0, "distance": 1.0, "walked": 2, "test_walked": 2}
+    rows = [{**row, "iteration": k, "cost_deterministic": c} for k, c in ((1, 110.0), (2, fallen_cost))]
+    assert scenario_report(scenario, rows).plot.log_y is log_y

@@ -84,6 +84,19 @@ def test_pendulum_substeps_chain_the_jacobians(pendulum):
     np.testing.assert_allclose(fu[0], fu_true, rtol=1e-6, atol=1e-9)
 
 
+def test_large_step_gives_the_centred_secant(pendulum):
+    """fd_eps up to 0.1 is a secant: column j of fx is (f(x + ε e_j) − f(x − ε e_j)) / 2ε of the
+    exact semi-implicit Euler step, which differs from the derivative by O(ε²) for the pendulum."""
+    eps = 0.05
+    dyn = MujocoDynamicsModel(pendulum, fd_eps=eps)
+    x, u = np.array([0.8, -1.2]), np.array([0.5])
+    fx, fu, _ = dyn.linearize(x[None], u[None])
+    secant = np.stack([(pendulum_step(x + eps * e, u) - pendulum_step(x - eps * e, u)) / (2 * eps) for e in np.eye(2)], axis=1)
+    np.testing.assert_allclose(fx[0], secant, rtol=0, atol=1e-9)
+    assert abs(fx[0, 1, 0] - pendulum_jacobians(x)[0][1, 0]) > 1e-5  # the secant, not the derivative
+    np.testing.assert_allclose(fu[0], pendulum_jacobians(x)[1], rtol=1e-6)
+
+
 def test_swimmer_linearisation_error_is_second_order():
     task = swimmer_task()
     dyn = task.dynamics
@@ -127,7 +140,7 @@ def test_refuses_quaternion_joints():
         MujocoDynamicsModel(model)
 
 
-@pytest.mark.parametrize("kwargs, field", [({"control_substeps": 0}, "control_substeps"), ({"fd_eps": -1.0}, "fd_eps")])
+@pytest.mark.parametrize("kwargs, field", [({"control_substeps": 0}, "control_substeps"), ({"fd_eps": -1.0}, "fd_eps"), ({"fd_eps": 0.2}, "fd_eps")])
 def test_bad_settings_name_the_field(pendulum, kwargs, field):
     with pytest.raises(ValueError, match=field):
         MujocoDynamicsModel(pendulum, **kwargs)
