@@ -13,8 +13,9 @@ multipliers λ_{i,t} on the constraint D_KL(q(x_t) π(u_t|x_t) ‖ q(x_t, u_t)) 
      a 10-unit fit to q's actions fell from every start, one to the gait controller's walked);
   2. per iteration k: (line 3) ``trajectory_steps`` iterations of Alg. 2 per q_i
      (cgps_trajectory_step, π linearised per time step and averaged over samples from q_i's
-     marginals, cost magnitude β_k; the first mean update starts where ``trajectory_start`` says,
-     see known_model_search); (line 4) the I-projection policy step of Sec. 3.2 on samples
+     marginals, around q_i's mean or, with ``linearize_at`` "start", around the trajectory the
+     first mean update starts from; cost magnitude β_k; that start is where ``trajectory_start``
+     says, see known_model_search); (line 4) the I-projection policy step of Sec. 3.2 on samples
      from every q_i(x_t), weighted by λ_{i,t}; (line 5) the dual update of Eq. 2 with the KL
      estimated from those samples under the new policy.
 The schedule (Sec. 4): the cost magnitude grows by a factor of 10 over the first 50 iterations
