@@ -35,7 +35,7 @@ from gps_ros.algorithms.variational_gps import CostSchedule
 from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, cgps_trajectory_step, dual_update
 from gps_ros.core.costs.base import value_around
 from gps_ros.core.dynamics import InitialStateDistribution
-from gps_ros.core.ilqg import ILQGSettings, rollout
+from gps_ros.core.ilqg import ILQGSettings
 from gps_ros.core.linear_gaussian import LinearGaussianPolicy
 from gps_ros.core.traj_distribution import TrajectoryDistribution
 from gps_ros.core.validation import check_array
@@ -172,12 +172,12 @@ class ConstrainedGPS(KnownModelSearch):
     def trajectory_step(self, beta: float) -> None:
         """Alg. 1 line 3: Alg. 2 iterations on each q_i against π linearised over samples from q_i."""
         settings = replace(self.config.trajectory, ddp=replace(self.config.trajectory.ddp, cost_weight=beta))
-        starts = self.trajectory_starts(np.stack([s.U for s in self.trajectories]), self.config.trajectory_start)
-        for i, (state, U_start) in enumerate(zip(self.trajectories, starts)):
+        X_starts, U_starts = self.trajectory_starts(np.stack([s.X for s in self.trajectories]),
+                                                    np.stack([s.U for s in self.trajectories]), self.config.trajectory_start)
+        for i, (state, X_start, U_start) in enumerate(zip(self.trajectories, X_starts, U_starts)):
             for _ in range(self.config.trajectory_steps):
                 at_start = self.config.linearize_at == "start" and U_start is not None
-                centre = rollout(self.model, self.x0[i], U_start) if at_start else None
-                pi = self.linearize_policy(state.traj, state.X, centre)
+                pi = self.linearize_policy(state.traj, state.X, X_start if at_start else None)
                 r = cgps_trajectory_step(self.model, self.cost, self.x1[i], state.q, pi, self.lam[i], settings,
                                          self.state_slices, U_start)
                 state, U_start = TrajectoryState(r.X, r.U, r.q, r.traj), None

@@ -166,14 +166,14 @@ class KnownModelSearch:
         Z = Z.reshape(-1, Z.shape[-1])
         return self.policy.fit_max_likelihood(Z[:, :dX], Z[:, dX:], settings=settings or self.config.policy_fit)
 
-    def trajectory_starts(self, previous: np.ndarray, start: str) -> np.ndarray:
-        """[M, T, dU] the actions each q_i's trajectory optimisation starts from: ``previous`` (q_i's
-        mean actions [M, T, dU]) when start is "previous" or π produces a non-finite action, else
-        the actions of π's deterministic rollout from x_i."""
+    def trajectory_starts(self, previous_X: np.ndarray, previous_U: np.ndarray, start: str) -> tuple[np.ndarray, np.ndarray]:
+        """States [M, T, dX] and actions [M, T, dU] of the trajectory each q_i's optimisation starts
+        from: q_i's mean (previous_X, previous_U) when start is "previous" or π produces a non-finite
+        action, else π's deterministic rollout from x_i."""
         if start == "previous":
-            return previous
+            return previous_X, previous_U
         try:
-            return policy_rollouts(self.model, self.policy, self.x0, previous.shape[1])[1]
+            return policy_rollouts(self.model, self.policy, self.x0, previous_U.shape[1])
         except NonFiniteActionError:
             # A policy that diverges somewhere gives no trajectory to improve; q's own mean still is one.
-            return previous
+            return previous_X, previous_U

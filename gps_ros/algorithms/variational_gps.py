@@ -106,7 +106,8 @@ class VariationalGPS(KnownModelSearch):
         settings = replace(self.config.e_step, cost_weight=beta)
         T = self.trajectories[0].X.shape[0]
         updated = []
-        starts = self.trajectory_starts(np.stack([q.U for q in self.trajectories]), self.config.e_step_start)
+        _, starts = self.trajectory_starts(np.stack([q.X for q in self.trajectories]),
+                                           np.stack([q.U for q in self.trajectories]), self.config.e_step_start)
         for x, q, U_start in zip(self.x0, self.trajectories, starts):
             pi = self.linearize_policy(q.traj, q.X)
             penalty = gaussian_policy_penalty(pi, pi.inv_cov, np.ones(T))

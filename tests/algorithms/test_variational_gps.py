@@ -87,16 +87,19 @@ def test_e_step_starts_from_the_policy_rollout_or_the_previous_q():
     with torch_threads(1):
         vgps = VariationalGPS(model, COST, X0, policy, CONFIG, T=T, seed=0)
         vgps.m_step()
-        previous = np.stack([q.U for q in vgps.initial])
+        previous_X, previous = np.stack([q.X for q in vgps.initial]), np.stack([q.U for q in vgps.initial])
         # π's own rollout, stepped here one action at a time.
-        for x, U in zip(X0, vgps.trajectory_starts(previous, "policy")):
-            for u in U:
+        for x, X, U in zip(X0, *vgps.trajectory_starts(previous_X, previous, "policy")):
+            for x_t, u in zip(X, U):
+                np.testing.assert_allclose(x_t, x, rtol=1e-12)
                 np.testing.assert_allclose(u, policy.act(x), rtol=1e-12)
                 x = model.step(x, u)
-        np.testing.assert_array_equal(vgps.trajectory_starts(previous, "previous"), previous)
+        for start, expected in zip(vgps.trajectory_starts(previous_X, previous, "previous"), (previous_X, previous)):
+            np.testing.assert_array_equal(start, expected)
         # A policy whose actions overflow gives no trajectory: the E-step starts from q's mean.
         policy.set_mean_weights(np.full_like(policy.mean_weights(), 1e300))
-        np.testing.assert_array_equal(vgps.trajectory_starts(previous, "policy"), previous)
+        for start, expected in zip(vgps.trajectory_starts(previous_X, previous, "policy"), (previous_X, previous)):
+            np.testing.assert_array_equal(start, expected)
 
 
 def test_schedule_is_exponential_then_fixed():
