@@ -10,27 +10,35 @@ multipliers λ_{i,t} on the constraint D_KL(q(x_t) π(u_t|x_t) ‖ q(x_t, u_t)) 
      With a ``demonstrator`` (the controller that produced U_init) the labels of that fit are the
      demonstrator's actions at the same samples instead of q's: q's own feedback K_t comes from
      the linearised model and can be too weak to keep a nonlinear system on its feet (the walker:
-     a 10-unit fit to q's actions fell from every start, one to the gait controller's walked);
+     a 10-unit fit to q's actions fell from every start, one to the gait controller's walked),
+     and ``demonstrator_rounds`` of data aggregation can follow it: π's own noisy rollouts on the
+     model, labelled by the demonstrator (up to where ``demonstrator_stop`` says its labels end),
+     added to the fit's data and π refit (a fit at q's marginal samples alone fell from every start on
+     dev seeds 12-14: those samples come from the linearised model, not from where π goes); with
+     ``initial_policy_restarts`` the whole fit is repeated from fresh weights and the cheapest kept;
   2. per iteration k: (line 3) ``trajectory_steps`` iterations of Alg. 2 per q_i
      (cgps_trajectory_step, π linearised per time step and averaged over samples from q_i's
      marginals, around q_i's mean or, with ``linearize_at`` "start", around the trajectory the
      first mean update starts from; cost magnitude β_k; that start is where ``trajectory_start``
      says, see known_model_search); (line 4) the I-projection policy step of Sec. 3.2 on samples
-     from every q_i(x_t), weighted by λ_{i,t}; (line 5) the dual update of Eq. 2 with the KL
-     estimated from those samples under the new policy.
+     from every q_i(x_t), weighted by λ_{i,t}, towards q_i's conditional means or, with
+     ``policy_targets`` "policy_correction", towards π plus q_i's change from π's linearisation;
+     (line 5) the dual update of Eq. 2 with the KL estimated from those samples under the new
+     policy.
 The schedule (Sec. 4): the cost magnitude grows by a factor of 10 over the first 50 iterations
 (CostSchedule with beta_final = 10 beta_init), exponentially, then stays fixed.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from gps_ros.algorithms.known_model_search import KnownModelSearch, check_trajectory_start
+from gps_ros.algorithms.known_model_search import KnownModelSearch, check_trajectory_start, policy_rollouts
 from gps_ros.algorithms.variational_gps import CostSchedule
 from gps_ros.core.cgps_trajectory import CGPSTrajectorySettings, cgps_trajectory_step, dual_update
 from gps_ros.core.costs.base import value_around
@@ -43,6 +51,7 @@ from gps_ros.policies.softplus_policy import PolicyFitSettings, SoftplusPolicy
 
 
 LINEARIZE_AT = ("mean", "start")
+POLICY_TARGETS = ("q", "policy_correction")
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,20 @@ class CGPSConfig:
     ("start": π's own rollout when trajectory_start is "policy"; with a penalty linearised at q's old
     mean, the mean update started from a walking π's rollout pulled the walker's q, and π with it,
     onto the old mean's linearisation, and π fell by iteration 1-2 at λ_t 1000, dev seeds 14-15);
+    policy_targets: the policy step's target means at q_i's samples x, "q" (Sec. 3.2: q_i's
+    conditional means K_t x + k_t) or "policy_correction" (π's own mean plus q_i's change from the
+    linearisation of π its trajectory step was pulled towards: μ^π(x) + K_t x + k_t − K^π_t x − k^π_t;
+    where q_i equals that linearisation the target is π itself, where the "q" targets are π's
+    tangent planes, and fitting π to them over q's spread flattened it: with λ_t at 100 the walker's π
+    slowed and its cost rose 2-5 per iteration on every dev seed, with 1000 samples or 5× the L-BFGS
+    iterations alike);
     policy_fit: the policy step's optimiser; initial_policy_fit: the optimiser of line 1's fit (None: policy_fit);
+    demonstrator_rounds: with a demonstrator, rounds of aggregating π's own rollouts into line 1's
+    fit (0: none); demonstrator_rollouts: rollouts per initial state and round; demonstrator_noise:
+    the std of the Gaussian noise added to π's mean action in them; initial_policy_restarts: line 1's
+    fit (with its rounds) from this many initial weights, π's own and then fresh draws, keeping the
+    one whose deterministic rollouts from the x_i cost least on the model (a 10-unit fit to the
+    walker's gait fell from every training state from one start and walked from another: dev seed 14);
     trajectory_start: where each outer iteration's first
     mean update starts, "policy" (the actions of π's deterministic rollout from x_i; q_i's mean
     actions if π produces a non-finite action) or "previous" (q_i's mean actions)."""
@@ -77,15 +99,25 @@ class CGPSConfig:
     linearization_samples: int = 10
     policy_fit: PolicyFitSettings = field(default_factory=PolicyFitSettings)
     initial_policy_fit: PolicyFitSettings | None = None
+    demonstrator_rounds: int = 0
+    initial_policy_restarts: int = 1
+    demonstrator_rollouts: int = 5
+    demonstrator_noise: float = 3.0
     trajectory_start: str = "policy"
     linearize_at: str = "mean"
+    policy_targets: str = "q"
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "trajectory_steps", "fit_samples"):
+        for name in ("iterations", "trajectory_steps", "fit_samples", "demonstrator_rollouts", "initial_policy_restarts"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        if int(self.linearization_samples) < 0:
-            raise ValueError(f"linearization_samples: expected an integer >= 0, got {self.linearization_samples}")
+        for name in ("linearization_samples", "demonstrator_rounds"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, got {getattr(self, name)}")
+        if not (np.isfinite(self.demonstrator_noise) and self.demonstrator_noise >= 0):
+            raise ValueError(f"demonstrator_noise: expected a finite number >= 0, got {self.demonstrator_noise}")
+        if self.policy_targets not in POLICY_TARGETS:
+            raise ValueError(f"policy_targets: expected one of {POLICY_TARGETS}, got {self.policy_targets!r}")
         if self.linearize_at not in LINEARIZE_AT:
             raise ValueError(f"linearize_at: expected one of {LINEARIZE_AT}, got {self.linearize_at!r}")
         if not (np.isfinite(self.lambda_init) and self.lambda_init >= 0):
@@ -137,20 +169,29 @@ class ConstrainedGPS(KnownModelSearch):
     """Alg. 1 for initial states x0 [M, dX] and one policy (trained in place).
 
     Arguments as KnownModelSearch (config: CGPSConfig), and demonstrator: None, or the controller
-    behind U_init as a function X [N, dX] -> U [N, dU], whose actions label line 1's policy fit.
+    behind U_init as a function X [N, dX] -> U [N, dU], whose actions label line 1's policy fit;
+    demonstrator_stop: None, or X [..., dX] -> bool [...], the states where its labels end (the
+    walker's LocomotionTask.fallen): config.demonstrator_rounds' rollouts are cut before the first.
     ``trajectories`` holds the current q_i (TrajectoryState),
     ``initial`` the DDP solutions of line 1 (ILQGResult), ``lam`` the multipliers [M, T].
     """
 
     default_config = CGPSConfig()
 
-    def __init__(self, *args: Any, demonstrator: Callable[[np.ndarray], np.ndarray] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, demonstrator: Callable[[np.ndarray], np.ndarray] | None = None,
+                 demonstrator_stop: Callable[[np.ndarray], np.ndarray] | None = None, **kwargs: Any) -> None:
         if demonstrator is not None and not callable(demonstrator):
             raise ValueError(f"demonstrator: expected None or a function X [N, dX] -> U [N, dU], got {type(demonstrator).__name__}")
+        if demonstrator_stop is not None and not callable(demonstrator_stop):
+            raise ValueError("demonstrator_stop: expected None or a function X [..., dX] -> bool [...], "
+                             f"got {type(demonstrator_stop).__name__}")
         self.demonstrator = demonstrator
+        self.demonstrator_stop = demonstrator_stop
         super().__init__(*args, **kwargs)
 
     def _initial_ddp_settings(self, config: CGPSConfig) -> tuple[ILQGSettings, float, ILQGSettings]:
+        if config.demonstrator_rounds and self.demonstrator is None:
+            raise ValueError(f"demonstrator_rounds: {config.demonstrator_rounds} rounds need a demonstrator, got None")
         return config.initial_ddp, config.schedule.beta(0), config.trajectory.ddp
 
     def _start(self) -> None:
@@ -162,18 +203,58 @@ class ConstrainedGPS(KnownModelSearch):
         self.lam = np.full((len(self.x0), T), float(config.lambda_init))
         trajs = [r.traj for r in self.initial]
         policy.set_normalization(self.state_samples(trajs).reshape(-1, model.dX))
+        start, best, best_cost = copy.deepcopy(policy), None, np.inf
+        for restart in range(config.initial_policy_restarts):
+            if restart:
+                policy.load_parameters(start)
+                policy.set_mean_weights(SoftplusPolicy(policy.dX, policy.dU, policy.hidden, seed=int(self.rng.integers(2**31)),
+                                                       inputs=policy.inputs).mean_weights())
+            self._initial_policy_fit(trajs)
+            if config.initial_policy_restarts > 1 and (cost := self.deterministic_policy_cost()) < best_cost:
+                best, best_cost = copy.deepcopy(policy), cost
+        if best is not None:
+            policy.load_parameters(best)
+
+    def _initial_policy_fit(self, trajs: list[TrajectoryDistribution]) -> None:
+        """Line 1's fit to q_i's marginals trajs, or with a demonstrator to its actions at their
+        samples and config.demonstrator_rounds of π's rollouts."""
+        config, policy = self.config, self.policy
         if self.demonstrator is None:
             self.fit_to_marginals(trajs, config.initial_policy_fit)
             return
-        X = self.state_samples(trajs).reshape(-1, model.dX)
-        U = check_array("demonstrator(X)", self.demonstrator(X), (X.shape[0], model.dU))
-        policy.fit_max_likelihood(X, U, settings=config.initial_policy_fit or config.policy_fit)
+        settings = config.initial_policy_fit or config.policy_fit
+        X = self.state_samples(trajs).reshape(-1, self.model.dX)
+        U = self._demonstrate(X)
+        policy.fit_max_likelihood(X, U, settings=settings)
+        for _ in range(config.demonstrator_rounds):
+            X_new = self._policy_rollout_states()
+            X, U = np.concatenate([X, X_new]), np.concatenate([U, self._demonstrate(X_new)])
+            policy.fit_max_likelihood(X, U, settings=settings)
+
+    def _demonstrate(self, X: np.ndarray) -> np.ndarray:
+        return check_array("demonstrator(X)", self.demonstrator(X), (X.shape[0], self.model.dU))
+
+    def _policy_rollout_states(self) -> np.ndarray:
+        """[N, dX]: the states of config.demonstrator_rollouts noisy rollouts of π from each x_i, each
+        up to (not including) its first demonstrator_stop state."""
+        T = self.initial[0].X.shape[0]
+        x0 = np.repeat(self.x0, self.config.demonstrator_rollouts, axis=0)
+        sigma = np.exp(self.policy.log_std.detach().numpy())
+        noise = self.rng.standard_normal((len(x0), T, self.model.dU)) * (self.config.demonstrator_noise / sigma)
+        X = policy_rollouts(self.model, self.policy, x0, T, noise)[0]
+        if self.demonstrator_stop is None:
+            return X.reshape(-1, self.model.dX)
+        stop = np.asarray(self.demonstrator_stop(X), dtype=bool)
+        if stop.shape != X.shape[:2]:
+            raise ValueError(f"demonstrator_stop(X): expected shape {list(X.shape[:2])}, got {list(stop.shape)}")
+        return X[np.cumsum(stop, axis=1) == 0]
 
     def trajectory_step(self, beta: float) -> None:
         """Alg. 1 line 3: Alg. 2 iterations on each q_i against π linearised over samples from q_i."""
         settings = replace(self.config.trajectory, ddp=replace(self.config.trajectory.ddp, cost_weight=beta))
         X_starts, U_starts = self.trajectory_starts(np.stack([s.X for s in self.trajectories]),
                                                     np.stack([s.U for s in self.trajectories]), self.config.trajectory_start)
+        self.policy_linearizations = []
         for i, (state, X_start, U_start) in enumerate(zip(self.trajectories, X_starts, U_starts)):
             for _ in range(self.config.trajectory_steps):
                 at_start = self.config.linearize_at == "start" and U_start is not None
@@ -182,6 +263,7 @@ class ConstrainedGPS(KnownModelSearch):
                                          self.state_slices, U_start)
                 state, U_start = TrajectoryState(r.X, r.U, r.q, r.traj), None
             self.trajectories[i] = state
+            self.policy_linearizations.append(pi)
 
     def iteration(self) -> CGPSIteration:
         """One pass of Alg. 1 lines 3–5."""
@@ -204,6 +286,10 @@ class ConstrainedGPS(KnownModelSearch):
         k = np.stack([s.q.k for s in self.trajectories])
         P = np.stack([s.q.inv_cov for s in self.trajectories])
         target = np.einsum("mtux,mstx->mstu", K, X) + k[:, None]
+        if self.config.policy_targets == "policy_correction":
+            K_pi = np.stack([p.K for p in self.policy_linearizations])
+            k_pi = np.stack([p.k for p in self.policy_linearizations])
+            target = target - np.einsum("mtux,mstx->mstu", K_pi, X) - k_pi[:, None] + self.policy.mean(X)
         precision = np.broadcast_to(P[:, None], (M, S, T, self.model.dU, self.model.dU))
         weights = np.broadcast_to(lam[:, None], (M, S, T))
         if not weights.sum() > 0:

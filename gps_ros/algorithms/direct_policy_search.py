@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cma
 import numpy as np
 
-from gps_ros.algorithms.known_model_search import KnownModelSearch, NonFiniteActionError, policy_rollouts, summed_cost
+from gps_ros.algorithms.known_model_search import KnownModelSearch
 from gps_ros.core.ilqg import ILQGSettings
 
 
@@ -65,7 +65,6 @@ class DirectPolicySearch(KnownModelSearch):
         return config.initial_ddp, config.ddp_cost_weight, config.initial_ddp
 
     def _start(self) -> None:
-        self.T = self.initial[0].X.shape[0]
         self.policy.set_normalization(np.concatenate([r.X for r in self.initial]))
         start = self.policy.mean_weights()
         self.search = cma.CMAEvolutionStrategy(
@@ -79,12 +78,7 @@ class DirectPolicySearch(KnownModelSearch):
         """Mean over x0 of the deterministic policy's summed cost with these network weights
         (left loaded in the policy); +inf when an action is not finite."""
         self.policy.set_mean_weights(weights)
-        try:
-            X, U = policy_rollouts(self.model, self.policy, self.x0, self.T)
-        except NonFiniteActionError:
-            return float("inf")
-        total = sum(summed_cost(self.cost, Xi, Ui, self.state_slices) for Xi, Ui in zip(X, U))
-        return total / len(self.x0) if np.isfinite(total) else float("inf")
+        return self.deterministic_policy_cost()
 
     def iteration(self) -> DirectSearchIteration:
         """config.generations CMA-ES generations; the policy keeps the best candidate found so far."""

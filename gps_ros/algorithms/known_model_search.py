@@ -157,6 +157,17 @@ class KnownModelSearch:
             Z, X = Z + (centre - X), centre
         return self.policy.linearize(np.concatenate([X[None], Z]))
 
+    def deterministic_policy_cost(self) -> float:
+        """Mean over the initial states x_i of the summed cost (β = 1) of π's deterministic rollout on
+        the model; +inf when an action or the cost is not finite."""
+        T = self.initial[0].X.shape[0]
+        try:
+            X, U = policy_rollouts(self.model, self.policy, self.x0, T)
+        except NonFiniteActionError:
+            return float("inf")
+        total = sum(summed_cost(self.cost, Xi, Ui, self.state_slices) for Xi, Ui in zip(X, U))
+        return total / len(self.x0) if np.isfinite(total) else float("inf")
+
     def fit_to_marginals(self, trajs: Sequence[TrajectoryDistribution], settings: PolicyFitSettings | None = None) -> float:
         """Fit π by maximum likelihood to config.fit_samples samples per time step from each q_i's
         state-action marginals (VGPS's M-projection), with ``settings`` (config.policy_fit when

@@ -82,6 +82,14 @@ class SoftplusPolicy:
         with torch.no_grad():
             torch.nn.utils.vector_to_parameters(torch.tensor(weights, dtype=torch.float64), self.network.parameters())
 
+    def load_parameters(self, other: SoftplusPolicy) -> None:
+        """Copy other's mean network weights and log σ into this policy (the same sizes)."""
+        if other.log_std.shape != self.log_std.shape:
+            raise ValueError(f"other: expected a policy with dU = {self.dU}, got dU = {other.dU}")
+        self.set_mean_weights(other.mean_weights())
+        with torch.no_grad():
+            self.log_std.copy_(other.log_std)
+
     @property
     def cov(self) -> np.ndarray:
         """Σ^π [dU, dU] (diagonal)."""

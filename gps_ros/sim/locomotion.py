@@ -304,16 +304,21 @@ class LocomotionTask:
         X = self._check_trajectories(X)
         return X[..., -1, self.x_index] - X[..., 0, self.x_index]
 
-    def fell(self, X: np.ndarray) -> np.ndarray:
-        """X: [T, dX] or [N, T, dX] -> whether the root height dropped below fall_height or
-        |root angle| exceeded fall_angle at any step (bool scalar array, or [N])."""
-        X = self._check_trajectories(X)
-        fallen = np.zeros(X.shape[:-2], dtype=bool)
+    def fallen(self, X: np.ndarray) -> np.ndarray:
+        """X: [..., dX] -> per state, whether the root height is below fall_height or |root angle|
+        above fall_angle (bool [...])."""
+        X = check_array("X", X, (*([None] * (np.ndim(X) - 1)), self.dX))
+        down = np.zeros(X.shape[:-1], dtype=bool)
         if self.fall_height is not None and self.height_index is not None:
-            fallen |= np.any(X[..., self.height_index] < self.fall_height, axis=-1)
+            down |= X[..., self.height_index] < self.fall_height
         if self.fall_angle is not None:
-            fallen |= np.any(np.abs(X[..., self.angle_index]) > self.fall_angle, axis=-1)
-        return fallen
+            down |= np.abs(X[..., self.angle_index]) > self.fall_angle
+        return down
+
+    def fell(self, X: np.ndarray) -> np.ndarray:
+        """X: [T, dX] or [N, T, dX] -> whether the walker was fallen (fallen) at any step (bool
+        scalar array, or [N])."""
+        return np.any(self.fallen(self._check_trajectories(X)), axis=-1)
 
     def walked(self, X: np.ndarray) -> np.ndarray:
         """X: [T, dX] or [N, T, dX] -> whether the rollout did not fall and its root kept an average

@@ -69,6 +69,95 @@ def test_demonstrator_labels_the_initial_policy_fit():
     assert fits["q"] > 5 * fits["demonstrator"]
 
 
+@pytest.mark.parametrize("stop_angle", [None, 1.0])
+def test_demonstrator_rounds_aggregate_policy_rollouts(stop_angle):
+    """Each round labels the states of π's noisy rollouts from every x_i with the demonstrator, adds
+    them to the data and refits π on all of it; with demonstrator_stop a rollout keeps only the
+    states before its first stop state."""
+    def demonstrator(X):
+        return 1.5 - 0.5 * X[:, 1:2]
+
+    calls, fits = [], []
+
+    def recorded(X):
+        calls.append(X.copy())
+        return demonstrator(X)
+
+    rounds, rollouts = 2, 3
+    config = replace(CONFIG, initial_policy_fit=PolicyFitSettings(iterations=50), demonstrator_rounds=rounds,
+                     demonstrator_rollouts=rollouts, demonstrator_noise=0.1)
+    stop = None if stop_angle is None else (lambda X: X[..., 0] > stop_angle)
+    policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+    fit = policy.fit_max_likelihood
+
+    def recorded_fit(X, U, settings):
+        fits.append((X.copy(), U.copy()))
+        return fit(X, U, settings=settings)
+
+    policy.fit_max_likelihood = recorded_fit
+    with torch_threads(1):
+        ConstrainedGPS(Pendulum(), COST, X0, policy, config, T=T, seed=0, demonstrator=recorded, demonstrator_stop=stop)
+    assert len(calls) == len(fits) == 1 + rounds
+    for r in range(1, 1 + rounds):
+        X_previous, U_previous = fits[r - 1]
+        X_fit, U_fit = fits[r]
+        new = calls[r]
+        np.testing.assert_array_equal(X_fit, np.concatenate([X_previous, new]))
+        np.testing.assert_allclose(U_fit, demonstrator(X_fit))
+        for x in X0:
+            assert np.all(new == x, axis=1).sum() == rollouts
+        if stop_angle is None:
+            assert len(new) == rollouts * len(X0) * T
+        else:
+            # The pendulum spins up past the stop angle within the horizon: rollouts end just before it.
+            assert len(new) < rollouts * len(X0) * T
+            assert new[:, 0].max() <= stop_angle and new[:, 0].max() > stop_angle - 0.2
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.3])
+def test_policy_correction_targets_pi_plus_q_change(offset):
+    """With policy_targets "policy_correction", a q_i equal to π's linearisation (moved by a constant
+    offset) makes the policy step leave π's mean where it was (moved by that offset, which the output
+    bias represents exactly); the "q" targets, π's tangent planes over q's spread, move π away from it."""
+    config = replace(CONFIG, linearize_at="start", linearization_samples=0, policy_fit=PolicyFitSettings(iterations=300))
+    rms = {}
+    with torch_threads(1):
+        for targets in ("policy_correction", "q"):
+            policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+            cgps = ConstrainedGPS(Pendulum(), COST, X0, policy, replace(config, policy_targets=targets), T=T, seed=0)
+            cgps.trajectory_step(10.0)
+            for i, (state, pi) in enumerate(zip(cgps.trajectories, cgps.policy_linearizations)):
+                cgps.trajectories[i] = replace(state, q=LinearGaussianPolicy(pi.K, pi.k + offset, state.q.cov))
+            X = cgps.state_samples([s.traj for s in cgps.trajectories])
+            expected = policy.mean(X) + offset
+            cgps._policy_step(X, cgps.lam)
+            rms[targets] = np.sqrt(np.mean((policy.mean(X) - expected) ** 2))
+    assert rms["policy_correction"] < (1e-4 if offset == 0 else 0.1 * offset)
+    assert rms["q"] > 5 * rms["policy_correction"]
+
+
+def test_initial_policy_restarts_keep_the_cheapest_fit():
+    """Line 1's fit from several initial weights keeps the candidate whose deterministic rollouts
+    cost least; that cost is the rollouts' summed cost, computed here independently."""
+    candidates = []
+
+    class Recording(ConstrainedGPS):
+        def deterministic_policy_cost(self):
+            cost = super().deterministic_policy_cost()
+            candidates.append((cost, self.policy.mean_weights()))
+            return cost
+
+    config = replace(CONFIG, initial_policy_restarts=3, initial_policy_fit=PolicyFitSettings(iterations=3))
+    policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+    with torch_threads(1):
+        Recording(Pendulum(), COST, X0, policy, config, T=T, seed=0)
+    costs = [c for c, _ in candidates]
+    assert len(costs) == 3 and len(set(costs)) == 3
+    best_cost, best_weights = candidates[int(np.argmin(costs))]
+    np.testing.assert_array_equal(policy.mean_weights(), best_weights)
+    assert np.mean([policy_cost(Pendulum(), policy, x, T) for x in X0]) == pytest.approx(best_cost, rel=1e-9)
+
+
 def test_linearize_at_start_linearises_pi_along_its_own_rollout():
     """linearize_at "start" with trajectory_start "policy": π's linearisation in each trajectory
     step is taken along the states of π's deterministic rollout (where the mean update starts),
@@ -149,7 +238,19 @@ def test_sampled_kl_matches_monte_carlo():
         (lambda: CGPSConfig(kl_target=-0.1), "kl_target"),
         (lambda: CGPSConfig(trajectory_start="q"), "trajectory_start"),
         (lambda: CGPSConfig(linearize_at="policy"), "linearize_at"),
+        (lambda: CGPSConfig(policy_targets="pi"), "policy_targets"),
         (lambda: CGPSConfig(linearization_samples=-1), "linearization_samples"),
+        (lambda: CGPSConfig(demonstrator_rounds=-1), "demonstrator_rounds"),
+        (lambda: CGPSConfig(initial_policy_restarts=0), "initial_policy_restarts"),
+        (lambda: CGPSConfig(demonstrator_rollouts=0), "demonstrator_rollouts"),
+        (lambda: CGPSConfig(demonstrator_noise=-1.0), "demonstrator_noise"),
+        (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 1, 2), replace(CONFIG, demonstrator_rounds=1), T=5),
+         "demonstrator_rounds"),
+        (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 1, 2), CONFIG, T=5,
+                                demonstrator=lambda X: np.zeros((len(X), 1)), demonstrator_stop=1.0), "demonstrator_stop"),
+        (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 1, 2), replace(CONFIG, demonstrator_rounds=1), T=5,
+                                demonstrator=lambda X: np.zeros((len(X), 1)), demonstrator_stop=lambda X: np.zeros(3, bool)),
+         r"demonstrator_stop\(X\)"),
         (lambda: ConstrainedGPS(Pendulum(), COST, np.zeros(2), SoftplusPolicy(2, 1, 2), CONFIG, T=5), "x0"),
         (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 2, 2), CONFIG, T=5), "policy"),
         (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 1, 2), CONFIG, T=5, demonstrator=3.0), "demonstrator"),

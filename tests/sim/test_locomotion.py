@@ -159,6 +159,11 @@ def test_fell_detects_collapse_without_torques(walker):
     X = walker.rollout(walker.rest_state, np.zeros((walker.T, walker.dU)))
     assert walker.fell(X)
     assert walker.fell(X[None]).shape == (1,)
+    down = walker.fallen(X)
+    assert down.shape == (walker.T,) and not down[0] and down[-1]
+    first = int(np.argmax(down))
+    assert X[first, walker.height_index] < walker.fall_height or abs(X[first, walker.angle_index]) > walker.fall_angle
+    assert X[first - 1, walker.height_index] >= walker.fall_height and abs(X[first - 1, walker.angle_index]) <= walker.fall_angle
 
 
 def test_initial_states_perturb_around_rest(swimmer):
