@@ -70,17 +70,19 @@ class CGPSConfig:
     onto the old mean's linearisation, and π fell by iteration 1-2 at λ_t 1000, dev seeds 14-15);
     policy_targets: the policy step's target means at q_i's samples x, "q" (Sec. 3.2: q_i's
     conditional means K_t x + k_t) or "policy_correction" (π's own mean plus q_i's change from the
-    linearisation of π its trajectory step was pulled towards: μ^π(x) + K_t x + k_t − K^π_t x − k^π_t;
+    linearisation of π its last trajectory step was pulled towards: μ^π(x) + K_t x + k_t − K^π_t x − k^π_t;
     where q_i equals that linearisation the target is π itself, where the "q" targets are π's
     tangent planes, and fitting π to them over q's spread flattened it: with λ_t at 100 the walker's π
     slowed and its cost rose 2-5 per iteration on every dev seed, with 1000 samples or 5× the L-BFGS
-    iterations alike);
+    iterations alike; Eq. 2 still measures the KL to q_i's conditional, which then also counts π's
+    curvature around its linearisation);
     policy_fit: the policy step's optimiser; initial_policy_fit: the optimiser of line 1's fit (None: policy_fit);
     demonstrator_rounds: with a demonstrator, rounds of aggregating π's own rollouts into line 1's
     fit (0: none); demonstrator_rollouts: rollouts per initial state and round; demonstrator_noise:
     the std of the Gaussian noise added to π's mean action in them; initial_policy_restarts: line 1's
     fit (with its rounds) from this many initial weights, π's own and then fresh draws, keeping the
-    one whose deterministic rollouts from the x_i cost least on the model (a 10-unit fit to the
+    one whose deterministic rollouts from the x_i cost least on the model (the last one when none is
+    finite; a 10-unit fit to the
     walker's gait fell from every training state from one start and walked from another: dev seed 14);
     trajectory_start: where each outer iteration's first
     mean update starts, "policy" (the actions of π's deterministic rollout from x_i; q_i's mean
@@ -185,6 +187,8 @@ class ConstrainedGPS(KnownModelSearch):
         if demonstrator_stop is not None and not callable(demonstrator_stop):
             raise ValueError("demonstrator_stop: expected None or a function X [..., dX] -> bool [...], "
                              f"got {type(demonstrator_stop).__name__}")
+        if demonstrator_stop is not None and demonstrator is None:
+            raise ValueError("demonstrator_stop: it cuts the demonstrator's rollouts, but demonstrator is None")
         self.demonstrator = demonstrator
         self.demonstrator_stop = demonstrator_stop
         super().__init__(*args, **kwargs)
@@ -203,14 +207,16 @@ class ConstrainedGPS(KnownModelSearch):
         self.lam = np.full((len(self.x0), T), float(config.lambda_init))
         trajs = [r.traj for r in self.initial]
         policy.set_normalization(self.state_samples(trajs).reshape(-1, model.dX))
-        start, best, best_cost = copy.deepcopy(policy), None, np.inf
-        for restart in range(config.initial_policy_restarts):
+        self.policy_linearizations: list[LinearGaussianPolicy] | None = None
+        restarts = config.initial_policy_restarts
+        start, best, best_cost = (copy.deepcopy(policy) if restarts > 1 else None), None, np.inf
+        for restart in range(restarts):
             if restart:
                 policy.load_parameters(start)
                 policy.set_mean_weights(SoftplusPolicy(policy.dX, policy.dU, policy.hidden, seed=int(self.rng.integers(2**31)),
                                                        inputs=policy.inputs).mean_weights())
             self._initial_policy_fit(trajs)
-            if config.initial_policy_restarts > 1 and (cost := self.deterministic_policy_cost()) < best_cost:
+            if restarts > 1 and (cost := self.deterministic_policy_cost()) < best_cost:
                 best, best_cost = copy.deepcopy(policy), cost
         if best is not None:
             policy.load_parameters(best)
@@ -228,6 +234,8 @@ class ConstrainedGPS(KnownModelSearch):
         policy.fit_max_likelihood(X, U, settings=settings)
         for _ in range(config.demonstrator_rounds):
             X_new = self._policy_rollout_states()
+            if not len(X_new):
+                continue
             X, U = np.concatenate([X, X_new]), np.concatenate([U, self._demonstrate(X_new)])
             policy.fit_max_likelihood(X, U, settings=settings)
 
@@ -236,7 +244,8 @@ class ConstrainedGPS(KnownModelSearch):
 
     def _policy_rollout_states(self) -> np.ndarray:
         """[N, dX]: the states of config.demonstrator_rollouts noisy rollouts of π from each x_i, each
-        up to (not including) its first demonstrator_stop state."""
+        up to (not including) its first demonstrator_stop state; NonFiniteActionError (from
+        policy_rollouts) when π's action is not finite."""
         T = self.initial[0].X.shape[0]
         x0 = np.repeat(self.x0, self.config.demonstrator_rollouts, axis=0)
         sigma = np.exp(self.policy.log_std.detach().numpy())
@@ -287,6 +296,8 @@ class ConstrainedGPS(KnownModelSearch):
         P = np.stack([s.q.inv_cov for s in self.trajectories])
         target = np.einsum("mtux,mstx->mstu", K, X) + k[:, None]
         if self.config.policy_targets == "policy_correction":
+            if self.policy_linearizations is None:
+                raise ValueError('policy_targets: "policy_correction" needs a trajectory step first (π\'s linearisation)')
             K_pi = np.stack([p.K for p in self.policy_linearizations])
             k_pi = np.stack([p.k for p in self.policy_linearizations])
             target = target - np.einsum("mtux,mstx->mstu", K_pi, X) - k_pi[:, None] + self.policy.mean(X)

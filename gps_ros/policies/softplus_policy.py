@@ -83,9 +83,11 @@ class SoftplusPolicy:
             torch.nn.utils.vector_to_parameters(torch.tensor(weights, dtype=torch.float64), self.network.parameters())
 
     def load_parameters(self, other: SoftplusPolicy) -> None:
-        """Copy other's mean network weights and log σ into this policy (the same sizes)."""
-        if other.log_std.shape != self.log_std.shape:
-            raise ValueError(f"other: expected a policy with dU = {self.dU}, got dU = {other.dU}")
+        """Copy other's mean network weights and log σ into this policy (the same sizes and inputs;
+        the input normalisation is not copied)."""
+        mine, theirs = (self.dX, self.dU, self.hidden, self.inputs.tolist()), (other.dX, other.dU, other.hidden, other.inputs.tolist())
+        if mine != theirs:
+            raise ValueError(f"other: expected a policy with (dX, dU, hidden, inputs) = {mine}, got {theirs}")
         self.set_mean_weights(other.mean_weights())
         with torch.no_grad():
             self.log_std.copy_(other.log_std)

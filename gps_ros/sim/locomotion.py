@@ -318,7 +318,7 @@ class LocomotionTask:
     def fell(self, X: np.ndarray) -> np.ndarray:
         """X: [T, dX] or [N, T, dX] -> whether the walker was fallen (fallen) at any step (bool
         scalar array, or [N])."""
-        return np.any(self.fallen(self._check_trajectories(X)), axis=-1)
+        return np.asarray(np.any(self.fallen(self._check_trajectories(X)), axis=-1))
 
     def walked(self, X: np.ndarray) -> np.ndarray:
         """X: [T, dX] or [N, T, dX] -> whether the rollout did not fall and its root kept an average

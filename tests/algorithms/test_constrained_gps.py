@@ -70,10 +70,23 @@ def test_demonstrator_labels_the_initial_policy_fit():
 
 
 @pytest.mark.parametrize("stop_angle", [None, 1.0])
-def test_demonstrator_rounds_aggregate_policy_rollouts(stop_angle):
-    """Each round labels the states of π's noisy rollouts from every x_i with the demonstrator, adds
-    them to the data and refits π on all of it; with demonstrator_stop a rollout keeps only the
-    states before its first stop state."""
+def test_demonstrator_rounds_aggregate_policy_rollouts(stop_angle, monkeypatch):
+    """Each round labels the states of π's noisy rollouts (action noise of std demonstrator_noise)
+    from every x_i with the demonstrator, adds them to the data and refits π on all of it; with
+    demonstrator_stop a rollout keeps only the states before its first stop state, also where the
+    stop turns off again later."""
+    import gps_ros.algorithms.constrained_gps as module
+
+    action_noise, rollout_states = [], []
+    rollouts_of = module.policy_rollouts
+
+    def recorded_rollouts(model, policy, x0, T, noise=None):
+        action_noise.append(np.exp(policy.log_std.detach().numpy()) * noise)
+        X, U = rollouts_of(model, policy, x0, T, noise)
+        rollout_states.append(X)
+        return X, U
+
+    monkeypatch.setattr(module, "policy_rollouts", recorded_rollouts)
     def demonstrator(X):
         return 1.5 - 0.5 * X[:, 1:2]
 
@@ -86,7 +99,8 @@ def test_demonstrator_rounds_aggregate_policy_rollouts(stop_angle):
     rounds, rollouts = 2, 3
     config = replace(CONFIG, initial_policy_fit=PolicyFitSettings(iterations=50), demonstrator_rounds=rounds,
                      demonstrator_rollouts=rollouts, demonstrator_noise=0.1)
-    stop = None if stop_angle is None else (lambda X: X[..., 0] > stop_angle)
+    # The pendulum spins up: θ passes the stop band and leaves it again within the horizon.
+    stop = None if stop_angle is None else (lambda X: (X[..., 0] > stop_angle) & (X[..., 0] < stop_angle + 0.5))
     policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
     fit = policy.fit_max_likelihood
 
@@ -98,6 +112,8 @@ def test_demonstrator_rounds_aggregate_policy_rollouts(stop_angle):
     with torch_threads(1):
         ConstrainedGPS(Pendulum(), COST, X0, policy, config, T=T, seed=0, demonstrator=recorded, demonstrator_stop=stop)
     assert len(calls) == len(fits) == 1 + rounds
+    assert len(action_noise) == rounds
+    assert np.std(np.concatenate(action_noise)) == pytest.approx(0.1, rel=0.05)
     for r in range(1, 1 + rounds):
         X_previous, U_previous = fits[r - 1]
         X_fit, U_fit = fits[r]
@@ -112,6 +128,8 @@ def test_demonstrator_rounds_aggregate_policy_rollouts(stop_angle):
             # The pendulum spins up past the stop angle within the horizon: rollouts end just before it.
             assert len(new) < rollouts * len(X0) * T
             assert new[:, 0].max() <= stop_angle and new[:, 0].max() > stop_angle - 0.2
+            # ... although the rollouts went on past the band, where the stop is off again.
+            assert rollout_states[r - 1][:, -1, 0].max() > stop_angle + 0.5
 
 
 @pytest.mark.parametrize("offset", [0.0, 0.3])
@@ -150,9 +168,11 @@ def test_initial_policy_restarts_keep_the_cheapest_fit():
     config = replace(CONFIG, initial_policy_restarts=3, initial_policy_fit=PolicyFitSettings(iterations=3))
     policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
     with torch_threads(1):
-        Recording(Pendulum(), COST, X0, policy, config, T=T, seed=0)
+        Recording(Pendulum(), COST, X0, policy, config, T=T, seed=3)
     costs = [c for c, _ in candidates]
     assert len(costs) == 3 and len(set(costs)) == 3
+    # Not the last candidate (this seed's middle one), so keeping it means loading it back.
+    assert int(np.argmin(costs)) < len(costs) - 1
     best_cost, best_weights = candidates[int(np.argmin(costs))]
     np.testing.assert_array_equal(policy.mean_weights(), best_weights)
     assert np.mean([policy_cost(Pendulum(), policy, x, T) for x in X0]) == pytest.approx(best_cost, rel=1e-9)
@@ -239,6 +259,11 @@ def test_sampled_kl_matches_monte_carlo():
         (lambda: CGPSConfig(trajectory_start="q"), "trajectory_start"),
         (lambda: CGPSConfig(linearize_at="policy"), "linearize_at"),
         (lambda: CGPSConfig(policy_targets="pi"), "policy_targets"),
+        (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 1, 2), CONFIG, T=5, demonstrator_stop=lambda X: X[..., 0] > 1),
+         "demonstrator_stop"),
+        (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 1, 2), replace(CONFIG, policy_targets="policy_correction"),
+                                T=5)._policy_step(np.zeros((2, 1, 5, 2)), np.ones((2, 5))), "policy_targets"),
+        (lambda: SoftplusPolicy(2, 1, 3).load_parameters(SoftplusPolicy(2, 1, 4)), "other"),
         (lambda: CGPSConfig(linearization_samples=-1), "linearization_samples"),
         (lambda: CGPSConfig(demonstrator_rounds=-1), "demonstrator_rounds"),
         (lambda: CGPSConfig(initial_policy_restarts=0), "initial_policy_restarts"),
