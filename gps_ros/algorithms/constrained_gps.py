@@ -167,6 +167,13 @@ def sampled_policy_kl(policy: SoftplusPolicy, q: LinearGaussianPolicy, X: np.nda
     return 0.5 * (trace + quad - q.dU + logdet_A - np.linalg.slogdet(cov)[1])
 
 
+def _linear_means(policies: list[LinearGaussianPolicy], X: np.ndarray) -> np.ndarray:
+    """K_t x + k_t of each policies[m] at X [M, S, T, dX]: [M, S, T, dU]."""
+    K = np.stack([p.K for p in policies])
+    k = np.stack([p.k for p in policies])
+    return np.einsum("mtux,mstx->mstu", K, X) + k[:, None]
+
+
 class ConstrainedGPS(KnownModelSearch):
     """Alg. 1 for initial states x0 [M, dX] and one policy (trained in place).
 
@@ -248,7 +255,8 @@ class ConstrainedGPS(KnownModelSearch):
         policy_rollouts) when π's action is not finite."""
         T = self.initial[0].X.shape[0]
         x0 = np.repeat(self.x0, self.config.demonstrator_rollouts, axis=0)
-        sigma = np.exp(self.policy.log_std.detach().numpy())
+        # policy_rollouts scales its noise by π's σ; this noise is to have std demonstrator_noise.
+        sigma = np.sqrt(np.diag(self.policy.cov))
         noise = self.rng.standard_normal((len(x0), T, self.model.dU)) * (self.config.demonstrator_noise / sigma)
         X = policy_rollouts(self.model, self.policy, x0, T, noise)[0]
         if self.demonstrator_stop is None:
@@ -291,16 +299,12 @@ class ConstrainedGPS(KnownModelSearch):
     def _policy_step(self, X: np.ndarray, lam: np.ndarray) -> float:
         """Alg. 1 line 4 (Sec. 3.2): π → the λ-weighted I-projection onto each q_i(u|x_t) at X [M, S, T, dX]."""
         M, S, T, dX = X.shape
-        K = np.stack([s.q.K for s in self.trajectories])
-        k = np.stack([s.q.k for s in self.trajectories])
         P = np.stack([s.q.inv_cov for s in self.trajectories])
-        target = np.einsum("mtux,mstx->mstu", K, X) + k[:, None]
+        target = _linear_means([s.q for s in self.trajectories], X)
         if self.config.policy_targets == "policy_correction":
             if self.policy_linearizations is None:
                 raise ValueError('policy_targets: "policy_correction" needs a trajectory step first (π\'s linearisation)')
-            K_pi = np.stack([p.K for p in self.policy_linearizations])
-            k_pi = np.stack([p.k for p in self.policy_linearizations])
-            target = target - np.einsum("mtux,mstx->mstu", K_pi, X) - k_pi[:, None] + self.policy.mean(X)
+            target = target - _linear_means(self.policy_linearizations, X) + self.policy.mean(X)
         precision = np.broadcast_to(P[:, None], (M, S, T, self.model.dU, self.model.dU))
         weights = np.broadcast_to(lam[:, None], (M, S, T))
         if not weights.sum() > 0:
