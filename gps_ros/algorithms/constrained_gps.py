@@ -15,7 +15,8 @@ multipliers λ_{i,t} on the constraint D_KL(q(x_t) π(u_t|x_t) ‖ q(x_t, u_t)) 
      model, labelled by the demonstrator (up to where ``demonstrator_stop`` says its labels end),
      added to the fit's data and π refit (a fit at q's marginal samples alone fell from every start on
      dev seeds 12-14: those samples come from the linearised model, not from where π goes); with
-     ``initial_policy_restarts`` the whole fit is repeated from fresh weights and the cheapest kept;
+     ``initial_policy_restarts`` the whole fit is repeated from fresh weights; the cheapest of all
+     the fits is kept;
   2. per iteration k: (line 3) ``trajectory_steps`` iterations of Alg. 2 per q_i
      (cgps_trajectory_step, π linearised per time step and averaged over samples from q_i's
      marginals, around q_i's mean or, with ``linearize_at`` "start", around the trajectory the
@@ -32,7 +33,7 @@ The schedule (Sec. 4): the cost magnitude grows by a factor of 10 over the first
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -80,10 +81,12 @@ class CGPSConfig:
     demonstrator_rounds: with a demonstrator, rounds of aggregating π's own rollouts into line 1's
     fit (0: none); demonstrator_rollouts: rollouts per initial state and round; demonstrator_noise:
     the std of the Gaussian noise added to π's mean action in them; initial_policy_restarts: line 1's
-    fit (with its rounds) from this many initial weights, π's own and then fresh draws, keeping the
-    one whose deterministic rollouts from the x_i cost least on the model (the last one when none is
-    finite; a 10-unit fit to the
-    walker's gait fell from every training state from one start and walked from another: dev seed 14);
+    fit (with its rounds) from this many initial weights, π's own and then fresh draws. With restarts
+    or rounds, π keeps the cheapest of all the fits (each restart's first fit and every round's refit)
+    by the cost of its deterministic rollouts from the x_i on the model (the last fit when none is
+    finite): a 10-unit fit to the walker's gait fell from every training state from one start and
+    walked from another (dev seed 14), and from one round to the next a restart's refits went
+    between walking from all 4 training states and falling from all 4 (dev seeds 10, 12);
     trajectory_start: where each outer iteration's first
     mean update starts, "policy" (the actions of π's deterministic rollout from x_i; q_i's mean
     actions if π produces a non-finite action) or "previous" (q_i's mean actions)."""
@@ -216,35 +219,40 @@ class ConstrainedGPS(KnownModelSearch):
         policy.set_normalization(self.state_samples(trajs).reshape(-1, model.dX))
         self.policy_linearizations: list[LinearGaussianPolicy] | None = None
         restarts = config.initial_policy_restarts
+        select = restarts > 1 or (self.demonstrator is not None and config.demonstrator_rounds > 0)
         start, best, best_cost = (copy.deepcopy(policy) if restarts > 1 else None), None, np.inf
         for restart in range(restarts):
             if restart:
                 policy.load_parameters(start)
                 policy.set_mean_weights(SoftplusPolicy(policy.dX, policy.dU, policy.hidden, seed=int(self.rng.integers(2**31)),
                                                        inputs=policy.inputs).mean_weights())
-            self._initial_policy_fit(trajs)
-            if restarts > 1 and (cost := self.deterministic_policy_cost()) < best_cost:
-                best, best_cost = copy.deepcopy(policy), cost
+            for _ in self._initial_policy_fits(trajs):
+                if select and (cost := self.deterministic_policy_cost()) < best_cost:
+                    best, best_cost = copy.deepcopy(policy), cost
         if best is not None:
             policy.load_parameters(best)
 
-    def _initial_policy_fit(self, trajs: list[TrajectoryDistribution]) -> None:
+    def _initial_policy_fits(self, trajs: list[TrajectoryDistribution]) -> Iterator[None]:
         """Line 1's fit to q_i's marginals trajs, or with a demonstrator to its actions at their
-        samples and config.demonstrator_rounds of π's rollouts."""
+        samples followed by config.demonstrator_rounds refits with π's rollouts added; yields after
+        each fit, with π holding its result."""
         config, policy = self.config, self.policy
         if self.demonstrator is None:
             self.fit_to_marginals(trajs, config.initial_policy_fit)
+            yield
             return
         settings = config.initial_policy_fit or config.policy_fit
         X = self.state_samples(trajs).reshape(-1, self.model.dX)
         U = self._demonstrate(X)
         policy.fit_max_likelihood(X, U, settings=settings)
+        yield
         for _ in range(config.demonstrator_rounds):
             X_new = self._policy_rollout_states()
             if not len(X_new):
                 continue
             X, U = np.concatenate([X, X_new]), np.concatenate([U, self._demonstrate(X_new)])
             policy.fit_max_likelihood(X, U, settings=settings)
+            yield
 
     def _demonstrate(self, X: np.ndarray) -> np.ndarray:
         return check_array("demonstrator(X)", self.demonstrator(X), (X.shape[0], self.model.dU))

@@ -134,8 +134,11 @@ SETTINGS = {
     # the gait walked (dev seed 10). That fit alone walked from >= 3 of 4 test states on 5 of dev
     # seeds 10-17; with 4 rounds of π's own rollouts labelled by the gait (demonstrator_rounds) on 7
     # (refits of 300 iterations there, issue #7's notes). Dev seed 14 was the exception; 3 restarts
-    # of the whole fit, keeping the cheapest on the training states, walked from 4 of 4 there (dev
-    # seed 12 still fell from all 4 training states after them). From there π must
+    # of the whole fit, keeping the cheapest on the training states, walked from 4 of 4 there. The
+    # refits swing from round to round (dev seeds 10 and 12: from walking from all 4 training states
+    # to falling from all 4 and back), so the cheapest of all 15 fits is kept, not of each restart's
+    # last (dev seeds 10-13, 15, 16: the start walked from 3 / 4 / 2 / 4 / 4 / 4 test states against
+    # 3 / 4 / 2 / 3 / 4 / 4 with each restart's last; seed 12's cheapest fit fell from 2). From there π must
     # stay a walking policy while q improves on it: each trajectory step starts from π's own rollout
     # with π linearised along it (linearize_at "start", at the rollout's states alone; linearised at
     # q's old mean, the first mean update pulled q off π's rollout and π fell by iteration 2), and

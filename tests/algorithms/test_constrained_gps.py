@@ -154,9 +154,11 @@ def test_policy_correction_targets_pi_plus_q_change(offset):
     assert rms["q"] > 5 * rms["policy_correction"]
 
 
-def test_initial_policy_restarts_keep_the_cheapest_fit():
-    """Line 1's fit from several initial weights keeps the candidate whose deterministic rollouts
-    cost least; that cost is the rollouts' summed cost, computed here independently."""
+@pytest.mark.parametrize("restarts, rounds", [(3, 0), (2, 2)])
+def test_initial_policy_fits_keep_the_cheapest(restarts, rounds):
+    """Line 1's fit from several initial weights, each followed by demonstrator rounds, keeps the
+    cheapest of all the fits (each restart's first fit and every round's refit) by its deterministic
+    rollouts' cost; that cost is the rollouts' summed cost, computed here independently."""
     candidates = []
 
     class Recording(ConstrainedGPS):
@@ -165,14 +167,19 @@ def test_initial_policy_restarts_keep_the_cheapest_fit():
             candidates.append((cost, self.policy.mean_weights()))
             return cost
 
-    config = replace(CONFIG, initial_policy_restarts=3, initial_policy_fit=PolicyFitSettings(iterations=3))
+    config = replace(CONFIG, initial_policy_restarts=restarts, initial_policy_fit=PolicyFitSettings(iterations=3),
+                     demonstrator_rounds=rounds, demonstrator_noise=0.5)
+    extra = {"demonstrator": lambda X: 1.5 - 0.5 * X[:, 1:2]} if rounds else {}
     policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
     with torch_threads(1):
-        Recording(Pendulum(), COST, X0, policy, config, T=T, seed=3)
+        Recording(Pendulum(), COST, X0, policy, config, T=T, seed=3, **extra)
     costs = [c for c, _ in candidates]
-    assert len(costs) == 3 and len(set(costs)) == 3
-    # Not the last candidate (this seed's middle one), so keeping it means loading it back.
+    assert len(costs) == restarts * (1 + rounds) and len(set(costs)) == len(costs)
+    # Not the last candidate (this seed's), so keeping it means loading it back; with rounds, not a
+    # restart's last refit either.
     assert int(np.argmin(costs)) < len(costs) - 1
+    if rounds:
+        assert (int(np.argmin(costs)) + 1) % (1 + rounds) != 0
     best_cost, best_weights = candidates[int(np.argmin(costs))]
     np.testing.assert_array_equal(policy.mean_weights(), best_weights)
     assert np.mean([policy_cost(Pendulum(), policy, x, T) for x in X0]) == pytest.approx(best_cost, rel=1e-9)
