@@ -87,6 +87,10 @@ class CGPSConfig:
     finite): a 10-unit fit to the walker's gait fell from every training state from one start and
     walked from another (dev seed 14), and from one round to the next a restart's refits went
     between walking from all 4 training states and falling from all 4 (dev seeds 10, 12);
+    policy_step_tolerance: None (the paper: every policy step stands) or τ >= 0: a policy step after
+    which π's deterministic rollouts from the x_i cost more on the model than (1 + τ) times their
+    cost before it is undone, π keeping its weights (a guard like a line search's: at λ_t 1000 a
+    single step took the walker's π from walking to falling from 1-3 training states);
     trajectory_start: where each outer iteration's first
     mean update starts, "policy" (the actions of π's deterministic rollout from x_i; q_i's mean
     actions if π produces a non-finite action) or "previous" (q_i's mean actions)."""
@@ -111,6 +115,7 @@ class CGPSConfig:
     trajectory_start: str = "policy"
     linearize_at: str = "mean"
     policy_targets: str = "q"
+    policy_step_tolerance: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("iterations", "trajectory_steps", "fit_samples", "demonstrator_rollouts", "initial_policy_restarts"):
@@ -129,6 +134,9 @@ class CGPSConfig:
             raise ValueError(f"lambda_init: expected a finite number >= 0, got {self.lambda_init}")
         if not (np.isfinite(self.dual_step) and self.dual_step > 0):
             raise ValueError(f"dual_step: expected a positive finite number, got {self.dual_step}")
+        if self.policy_step_tolerance is not None and not (np.isfinite(self.policy_step_tolerance)
+                                                          and self.policy_step_tolerance >= 0):
+            raise ValueError(f"policy_step_tolerance: expected None or a finite number >= 0, got {self.policy_step_tolerance}")
         if not (np.isfinite(self.kl_target) and self.kl_target >= 0):
             raise ValueError(f"kl_target: expected a finite number >= 0, got {self.kl_target}")
         check_trajectory_start("trajectory_start", self.trajectory_start)
@@ -148,7 +156,8 @@ class TrajectoryState:
 class CGPSIteration:
     """k: iteration (1-based); beta: β_k; policy_loss: the policy step's final loss; kl: [M, T] the
     sampled KL of each q_i after the policy step; lam: [M, T] the multipliers after the dual update;
-    ddp_cost: [M] Σ_t ℓ (β = 1) along each q_i's mean."""
+    ddp_cost: [M] Σ_t ℓ (β = 1) along each q_i's mean; policy_step_accepted: False when
+    config.policy_step_tolerance undid the policy step."""
 
     k: int
     beta: float
@@ -156,6 +165,7 @@ class CGPSIteration:
     kl: np.ndarray
     lam: np.ndarray
     ddp_cost: np.ndarray
+    policy_step_accepted: bool = True
 
 
 def sampled_policy_kl(policy: SoftplusPolicy, q: LinearGaussianPolicy, X: np.ndarray) -> np.ndarray:
@@ -296,13 +306,19 @@ class ConstrainedGPS(KnownModelSearch):
         beta = self.config.schedule.beta(self.k)
         self.trajectory_step(beta)
         X = self.state_samples([s.traj for s in self.trajectories])
+        tolerance = self.config.policy_step_tolerance
+        if tolerance is not None:
+            before, cost_before = copy.deepcopy(self.policy), self.deterministic_policy_cost()
         loss = self._policy_step(X, self.lam)
+        accepted = tolerance is None or self.deterministic_policy_cost() <= (1.0 + tolerance) * cost_before
+        if not accepted:
+            self.policy.load_parameters(before)
         kl = np.stack([sampled_policy_kl(self.policy, s.q, X[i]) for i, s in enumerate(self.trajectories)])
         self.lam = np.stack([dual_update(lam, d, self.config.kl_target, self.config.dual_step) for lam, d in zip(self.lam, kl)])
         ddp_cost = np.array([
             value_around(self.cost, s.X, s.U, state_slices=self.state_slices).sum() for s in self.trajectories
         ])
-        return CGPSIteration(self.k, beta, loss, kl, self.lam.copy(), ddp_cost)
+        return CGPSIteration(self.k, beta, loss, kl, self.lam.copy(), ddp_cost, accepted)
 
     def _policy_step(self, X: np.ndarray, lam: np.ndarray) -> float:
         """Alg. 1 line 4 (Sec. 3.2): π → the λ-weighted I-projection onto each q_i(u|x_t) at X [M, S, T, dX]."""

@@ -1,9 +1,11 @@
 """Constrained GPS (Levine & Koltun 2014, Alg. 1) on the pendulum task of test_variational_gps."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from gps_ros.algorithms.constrained_gps import CGPSConfig, ConstrainedGPS, sampled_policy_kl
 from gps_ros.algorithms.known_model_search import policy_rollouts, sample_marginals
@@ -185,6 +187,46 @@ def test_initial_policy_fits_keep_the_cheapest(restarts, rounds):
     assert np.mean([policy_cost(Pendulum(), policy, x, T) for x in X0]) == pytest.approx(best_cost, rel=1e-9)
 
 
+@pytest.mark.parametrize("tolerance", [None, 0.0, 0.05, 1e6])
+@pytest.mark.parametrize("scale", [1.1, 0.5])
+def test_policy_step_tolerance_undoes_a_step_that_raises_the_cost(tolerance, scale):
+    """policy_step_tolerance τ: a policy step after which π's deterministic rollouts cost more than
+    (1 + τ) times before is undone, π (mean weights and σ) as before it; a step within the
+    tolerance, or any step without one (the paper), stands. The policy step here scales π's output
+    layer, raising the cost by about 1 % (×1.1) or 17 % (×0.5) from the fitted start; the costs are
+    recomputed from the rollouts."""
+    class Scaling(ConstrainedGPS):
+        def _policy_step(self, X, lam):
+            with torch.no_grad():
+                self.policy.network[-1].weight.mul_(scale)
+                self.policy.log_std.add_(0.1)
+            return 0.0
+
+    config = replace(CONFIG, policy_step_tolerance=tolerance, initial_policy_fit=PolicyFitSettings(iterations=300))
+    model = Pendulum()
+    policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+    with torch_threads(1):
+        cgps = Scaling(model, COST, X0, policy, config, T=T, seed=0)
+        weights, log_std = policy.mean_weights(), policy.log_std.detach().numpy().copy()
+        before = np.mean([policy_cost(model, policy, x, T) for x in X0])
+        info = cgps.iteration()
+    after_step = copy.deepcopy(policy)
+    if info.policy_step_accepted:
+        after_step = policy
+    else:
+        with torch.no_grad():
+            after_step.network[-1].weight.mul_(scale)
+    stepped = np.mean([policy_cost(model, after_step, x, T) for x in X0])
+    assert stepped > (1.0 + 1e-3) * before
+    expected = tolerance is None or stepped <= (1.0 + tolerance) * before
+    assert info.policy_step_accepted == expected
+    if not expected:
+        np.testing.assert_array_equal(policy.mean_weights(), weights)
+        np.testing.assert_array_equal(policy.log_std.detach().numpy(), log_std)
+    else:
+        assert not np.array_equal(policy.mean_weights(), weights)
+
+
 def test_linearize_at_start_linearises_pi_along_its_own_rollout():
     """linearize_at "start" with trajectory_start "policy": π's linearisation in each trajectory
     step is taken along the states of π's deterministic rollout (where the mean update starts),
@@ -274,6 +316,8 @@ def test_sampled_kl_matches_monte_carlo():
         (lambda: CGPSConfig(linearization_samples=-1), "linearization_samples"),
         (lambda: CGPSConfig(demonstrator_rounds=-1), "demonstrator_rounds"),
         (lambda: CGPSConfig(initial_policy_restarts=0), "initial_policy_restarts"),
+        (lambda: CGPSConfig(policy_step_tolerance=-0.1), "policy_step_tolerance"),
+        (lambda: CGPSConfig(policy_step_tolerance=float("nan")), "policy_step_tolerance"),
         (lambda: CGPSConfig(demonstrator_rollouts=0), "demonstrator_rollouts"),
         (lambda: CGPSConfig(demonstrator_noise=-1.0), "demonstrator_noise"),
         (lambda: ConstrainedGPS(Pendulum(), COST, X0, SoftplusPolicy(2, 1, 2), replace(CONFIG, demonstrator_rounds=1), T=5),
