@@ -23,7 +23,8 @@ multipliers λ_{i,t} on the constraint D_KL(q(x_t) π(u_t|x_t) ‖ q(x_t, u_t)) 
      first mean update starts from; cost magnitude β_k; that start is where ``trajectory_start``
      says, see known_model_search); (line 4) the I-projection policy step of Sec. 3.2 on samples
      from every q_i(x_t), weighted by λ_{i,t}, towards q_i's conditional means or, with
-     ``policy_targets`` "policy_correction", towards π plus q_i's change from π's linearisation;
+     ``policy_targets`` "policy_correction", towards π plus q_i's change from π's linearisation
+     (undone with ``policy_step_tolerance`` if it raises π's cost on the model by more than that);
      (line 5) the dual update of Eq. 2 with the KL estimated from those samples under the new
      policy.
 The schedule (Sec. 4): the cost magnitude grows by a factor of 10 over the first 50 iterations
@@ -88,9 +89,10 @@ class CGPSConfig:
     walked from another (dev seed 14), and from one round to the next a restart's refits went
     between walking from all 4 training states and falling from all 4 (dev seeds 10, 12);
     policy_step_tolerance: None (the paper: every policy step stands) or τ >= 0: a policy step after
-    which π's deterministic rollouts from the x_i cost more on the model than (1 + τ) times their
-    cost before it is undone, π keeping its weights (a guard like a line search's: at λ_t 1000 a
-    single step took the walker's π from walking to falling from 1-3 training states);
+    which π's deterministic rollouts from the x_i cost more on the model than c + τ |c|, c their
+    cost before it, is undone, π keeping its weights and σ (from a non-finite c every step stands;
+    a guard like a line search's: at λ_t 1000 single steps took the walker's π from walking to
+    falling from 1-3 training states);
     trajectory_start: where each outer iteration's first
     mean update starts, "policy" (the actions of π's deterministic rollout from x_i; q_i's mean
     actions if π produces a non-finite action) or "previous" (q_i's mean actions)."""
@@ -156,8 +158,9 @@ class TrajectoryState:
 class CGPSIteration:
     """k: iteration (1-based); beta: β_k; policy_loss: the policy step's final loss; kl: [M, T] the
     sampled KL of each q_i after the policy step; lam: [M, T] the multipliers after the dual update;
-    ddp_cost: [M] Σ_t ℓ (β = 1) along each q_i's mean; policy_step_accepted: False when
-    config.policy_step_tolerance undid the policy step."""
+    ddp_cost: [M] Σ_t ℓ (β = 1) along each q_i's mean; policy_step_accepted: with
+    config.policy_step_tolerance, whether the policy step stood (policy_loss is that of the step
+    either way); None without one."""
 
     k: int
     beta: float
@@ -165,7 +168,7 @@ class CGPSIteration:
     kl: np.ndarray
     lam: np.ndarray
     ddp_cost: np.ndarray
-    policy_step_accepted: bool = True
+    policy_step_accepted: bool | None = None
 
 
 def sampled_policy_kl(policy: SoftplusPolicy, q: LinearGaussianPolicy, X: np.ndarray) -> np.ndarray:
@@ -229,7 +232,7 @@ class ConstrainedGPS(KnownModelSearch):
         policy.set_normalization(self.state_samples(trajs).reshape(-1, model.dX))
         self.policy_linearizations: list[LinearGaussianPolicy] | None = None
         restarts = config.initial_policy_restarts
-        select = restarts > 1 or (self.demonstrator is not None and config.demonstrator_rounds > 0)
+        select = restarts > 1 or config.demonstrator_rounds > 0
         start, best, best_cost = (copy.deepcopy(policy) if restarts > 1 else None), None, np.inf
         for restart in range(restarts):
             if restart:
@@ -307,12 +310,14 @@ class ConstrainedGPS(KnownModelSearch):
         self.trajectory_step(beta)
         X = self.state_samples([s.traj for s in self.trajectories])
         tolerance = self.config.policy_step_tolerance
-        if tolerance is not None:
+        if tolerance is None:
+            loss, accepted = self._policy_step(X, self.lam), None
+        else:
             before, cost_before = copy.deepcopy(self.policy), self.deterministic_policy_cost()
-        loss = self._policy_step(X, self.lam)
-        accepted = tolerance is None or self.deterministic_policy_cost() <= (1.0 + tolerance) * cost_before
-        if not accepted:
-            self.policy.load_parameters(before)
+            loss = self._policy_step(X, self.lam)
+            accepted = bool(self.deterministic_policy_cost() <= cost_before + tolerance * abs(cost_before))
+            if not accepted:
+                self.policy.load_parameters(before)
         kl = np.stack([sampled_policy_kl(self.policy, s.q, X[i]) for i, s in enumerate(self.trajectories)])
         self.lam = np.stack([dual_update(lam, d, self.config.kl_target, self.config.dual_step) for lam, d in zip(self.lam, kl)])
         ddp_cost = np.array([

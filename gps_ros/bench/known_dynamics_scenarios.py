@@ -7,7 +7,8 @@
                    initial trajectories: DDP from the hand-written state-gated gait's actions
                    (gps_ros.sim.gait.demonstration); the gait controller labels the initial
                    policy fit (ConstrainedGPS's demonstrator) and 4 rounds of π's own rollouts
-                   added to it (demonstrator_rounds)
+                   added to it (demonstrator_rounds), from 3 initial weights, the cheapest fit
+                   kept; policy steps that raise π's cost by more than 5 % are undone
     swimmer-direct-search  not GPS: CMA-ES on the 5-unit policy's weights against the deterministic
                    cost (DirectPolicySearch), the vgps-swimmer states and DDP reference: what the
                    policy class reaches
@@ -18,7 +19,8 @@ Per iteration, on the training initial states: the average task cost (β = 1, su
 horizon) of the stochastic policy (``stochastic_samples`` noisy rollouts per state) and of the
 deterministic (mean) policy, beside the cost of the initial DDP solution (its mean trajectory) and
 of the current trajectory distributions q_i (``q_cost``, their means under the model), the policy
-step's final loss (the direct search: candidates evaluated and CMA-ES's step size), and the
+step's final loss (the direct search: candidates evaluated and CMA-ES's step size), whether the
+policy step stood (``policy_step_accepted``, with CGPS's policy_step_tolerance), and the
 deterministic policy's forward distance; the walker also counts test initial states walked
 (task.walked: the whole horizon without falling, at 0.4 m/s or faster on average). Targets (issue #7): swimmers: deterministic cost within
 10 % of the DDP cost and forward distance > 0; walker: walked from >= 3 of 4 test initial states.
@@ -266,7 +268,7 @@ def _iteration_figures(info) -> dict[str, float]:
     if isinstance(info, DirectSearchIteration):
         return {"evaluations": info.evaluations, "sigma": info.sigma}
     figures = {"beta": info.beta, "q_cost": float(np.mean(info.ddp_cost)), "policy_loss": info.policy_loss}
-    if isinstance(info, CGPSIteration):
+    if isinstance(info, CGPSIteration) and info.policy_step_accepted is not None:
         figures["policy_step_accepted"] = int(info.policy_step_accepted)
     return figures
 

@@ -156,7 +156,7 @@ def test_policy_correction_targets_pi_plus_q_change(offset):
     assert rms["q"] > 5 * rms["policy_correction"]
 
 
-@pytest.mark.parametrize("restarts, rounds", [(3, 0), (2, 2)])
+@pytest.mark.parametrize("restarts, rounds", [(3, 0), (2, 2), (1, 3)])
 def test_initial_policy_fits_keep_the_cheapest(restarts, rounds):
     """Line 1's fit from several initial weights, each followed by demonstrator rounds, keeps the
     cheapest of all the fits (each restart's first fit and every round's refit) by its deterministic
@@ -219,12 +219,35 @@ def test_policy_step_tolerance_undoes_a_step_that_raises_the_cost(tolerance, sca
     stepped = np.mean([policy_cost(model, after_step, x, T) for x in X0])
     assert stepped > (1.0 + 1e-3) * before
     expected = tolerance is None or stepped <= (1.0 + tolerance) * before
-    assert info.policy_step_accepted == expected
+    # The cases this pins: within 5 % (×1.1) and beyond it (×0.5).
+    assert expected == {None: True, 0.0: False, 0.05: scale == 1.1, 1e6: True}[tolerance]
+    assert info.policy_step_accepted == (None if tolerance is None else expected)
     if not expected:
         np.testing.assert_array_equal(policy.mean_weights(), weights)
         np.testing.assert_array_equal(policy.log_std.detach().numpy(), log_std)
     else:
         assert not np.array_equal(policy.mean_weights(), weights)
+
+
+@pytest.mark.parametrize("before, after, accepted", [(-10.0, -9.8, True), (-10.0, -9.0, False), (0.0, 0.0, True),
+                                                     (np.inf, 5.0, True), (5.0, np.inf, False)])
+def test_policy_step_tolerance_is_relative_to_the_cost_magnitude(before, after, accepted):
+    """The tolerance is τ |c| above the cost c before the step, for negative and zero costs too;
+    from a non-finite cost every step stands, to one every step is undone (τ = 0.05)."""
+    class Scripted(ConstrainedGPS):
+        costs: list[float] = []
+
+        def deterministic_policy_cost(self):
+            return self.costs.pop(0)
+
+        def _policy_step(self, X, lam):
+            return 0.0
+
+    with torch_threads(1):
+        cgps = Scripted(Pendulum(), COST, X0, SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0),
+                        replace(CONFIG, policy_step_tolerance=0.05), T=T, seed=0)
+        Scripted.costs = [before, after]
+        assert cgps.iteration().policy_step_accepted is accepted
 
 
 def test_linearize_at_start_linearises_pi_along_its_own_rollout():
