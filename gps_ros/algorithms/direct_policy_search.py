@@ -78,7 +78,7 @@ class DirectPolicySearch(KnownModelSearch):
         """Mean over x0 of the deterministic policy's summed cost with these network weights
         (left loaded in the policy); +inf when an action is not finite."""
         self.policy.set_mean_weights(weights)
-        return self.deterministic_policy_cost()
+        return self.policy_cost()
 
     def iteration(self) -> DirectSearchIteration:
         """config.generations CMA-ES generations; the policy keeps the best candidate found so far."""

@@ -157,16 +157,23 @@ class KnownModelSearch:
             Z, X = Z + (centre - X), centre
         return self.policy.linearize(np.concatenate([X[None], Z]))
 
-    def deterministic_policy_cost(self) -> float:
-        """Mean over the initial states x_i of the summed cost (β = 1) of π's deterministic rollout on
-        the model; +inf when an action or the cost is not finite."""
-        T = self.initial[0].X.shape[0]
+    def policy_cost(self, noise: np.ndarray | None = None) -> float:
+        """Mean summed cost (β = 1) of π's rollouts on the model: its deterministic rollout from each
+        x_i, or with standard-normal noise [n M, T, dU] (scaled by π's σ) n rollouts of the stochastic
+        π from each x_i; +inf when an action or the cost is not finite."""
+        T, M = self.initial[0].X.shape[0], len(self.x0)
+        x0 = self.x0
+        if noise is not None:
+            noise = check_array("noise", noise, (None, T, self.model.dU))
+            if len(noise) % M or not len(noise):
+                raise ValueError(f"noise: expected a positive multiple of {M} rollouts (one per x_i), got {len(noise)}")
+            x0 = np.repeat(self.x0, len(noise) // M, axis=0)
         try:
-            X, U = policy_rollouts(self.model, self.policy, self.x0, T)
+            X, U = policy_rollouts(self.model, self.policy, x0, T, noise)
         except NonFiniteActionError:
             return float("inf")
         total = sum(summed_cost(self.cost, Xi, Ui, self.state_slices) for Xi, Ui in zip(X, U))
-        return total / len(self.x0) if np.isfinite(total) else float("inf")
+        return total / len(x0) if np.isfinite(total) else float("inf")
 
     def fit_to_marginals(self, trajs: Sequence[TrajectoryDistribution], settings: PolicyFitSettings | None = None) -> float:
         """Fit π by maximum likelihood to config.fit_samples samples per time step from each q_i's

@@ -164,8 +164,8 @@ def test_initial_policy_fits_keep_the_cheapest(restarts, rounds):
     candidates = []
 
     class Recording(ConstrainedGPS):
-        def deterministic_policy_cost(self):
-            cost = super().deterministic_policy_cost()
+        def compared_policy_cost(self):
+            cost = super().compared_policy_cost()
             candidates.append((cost, self.policy.mean_weights()))
             return cost
 
@@ -237,7 +237,7 @@ def test_policy_step_tolerance_is_relative_to_the_cost_magnitude(before, after, 
     class Scripted(ConstrainedGPS):
         costs: list[float] = []
 
-        def deterministic_policy_cost(self):
+        def compared_policy_cost(self):
             return self.costs.pop(0)
 
         def _policy_step(self, X, lam):
@@ -248,6 +248,27 @@ def test_policy_step_tolerance_is_relative_to_the_cost_magnitude(before, after, 
                         replace(CONFIG, policy_step_tolerance=0.05), T=T, seed=0)
         Scripted.costs = [before, after]
         assert cgps.iteration().policy_step_accepted is accepted
+
+
+def test_compared_policy_cost_is_the_stochastic_policys_cost_under_fixed_noise():
+    """policy_cost_samples n: the cost the selection and the guard compare is the mean summed cost of
+    n rollouts of the stochastic π from each x_i, the same noise draws every time (recomputed here
+    step by step); with 0 it is the deterministic rollouts' cost."""
+    model, n = Pendulum(), 3
+    with torch_threads(1):
+        policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+        cgps = ConstrainedGPS(model, COST, X0, policy, replace(CONFIG, policy_cost_samples=n), T=T, seed=0)
+        noise = cgps.cost_noise
+        assert noise.shape == (n * len(X0), T, 1)
+        expected = np.mean([policy_cost(model, policy, X0[r // n], T, noise[r]) for r in range(len(noise))])
+        assert cgps.compared_policy_cost() == pytest.approx(expected, rel=1e-9)
+        assert cgps.compared_policy_cost() == cgps.compared_policy_cost()
+        deterministic = np.mean([policy_cost(model, policy, x, T) for x in X0])
+        assert abs(expected - deterministic) > 1e-3 * deterministic
+        cgps.cost_noise = None
+        assert cgps.compared_policy_cost() == pytest.approx(deterministic, rel=1e-9)
+        with pytest.raises(ValueError, match="noise: expected a positive multiple of 2"):
+            cgps.policy_cost(np.zeros((3, T, 1)))
 
 
 def test_linearize_at_start_linearises_pi_along_its_own_rollout():
@@ -340,6 +361,7 @@ def test_sampled_kl_matches_monte_carlo():
         (lambda: CGPSConfig(demonstrator_rounds=-1), "demonstrator_rounds"),
         (lambda: CGPSConfig(initial_policy_restarts=0), "initial_policy_restarts"),
         (lambda: CGPSConfig(policy_step_tolerance=-0.1), "policy_step_tolerance"),
+        (lambda: CGPSConfig(policy_cost_samples=-1), "policy_cost_samples"),
         (lambda: CGPSConfig(policy_step_tolerance=float("nan")), "policy_step_tolerance"),
         (lambda: CGPSConfig(demonstrator_rollouts=0), "demonstrator_rollouts"),
         (lambda: CGPSConfig(demonstrator_noise=-1.0), "demonstrator_noise"),

@@ -43,11 +43,13 @@ X0 = np.array([[0.0, 0.0], [0.3, -0.2]])
 T = 30
 
 
-def policy_cost(model, policy, x0, T):
-    """Σ_t of COST along the deterministic policy's rollout from x0."""
+def policy_cost(model, policy, x0, T, noise=None):
+    """Σ_t of COST along the deterministic policy's rollout from x0, or with standard-normal noise
+    [T, dU] the stochastic policy's (mean plus σ times the noise)."""
     x, total = x0, 0.0
-    for _ in range(T):
-        u = policy.act(x)
+    sigma = np.sqrt(np.diag(policy.cov))
+    for t in range(T):
+        u = policy.act(x) + (0.0 if noise is None else sigma * noise[t])
         total += COST.w_u * float(u @ u) + (x[1] - COST.target_velocity) ** 2
         x = model.step(x, u)
     return total
