@@ -158,7 +158,7 @@ SETTINGS = {
     # 16, from iteration 15, as π sped up to 2.1-2.45 m in 3 s (v_x* is 0.8 m/s, the gait's 0.6 m/s).
     # So a policy step that raises π's cost on the training states by more than 5 % is undone
     # (policy_step_tolerance; dev seeds 10 and 16 then walked from all 4 training states at every one
-    # of their first 29-32 iterations, test states 2-4 of 4). The cost that guard and the initial
+    # of their first 38-42 iterations, test states 2-4 of 4). The cost that guard and the initial
     # fits' selection compare is π's stochastic cost (5 noisy rollouts per state, fixed noise;
     # policy_cost_samples): the test states differ from the training ones by 0.05 rad/s in the
     # velocities, so robustness to perturbations decides them, and the deterministic rollouts do
