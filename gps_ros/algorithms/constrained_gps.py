@@ -241,6 +241,7 @@ class ConstrainedGPS(KnownModelSearch):
         self.policy_linearizations: list[LinearGaussianPolicy] | None = None
         n = config.policy_cost_samples
         self.cost_noise = self.rng.standard_normal((n * len(self.x0), T, model.dU)) if n else None
+        self._compared_cost: tuple[np.ndarray, float] | None = None
         restarts = config.initial_policy_restarts
         select = restarts > 1 or config.demonstrator_rounds > 0
         start, best, best_cost = (copy.deepcopy(policy) if restarts > 1 else None), None, np.inf
@@ -256,8 +257,13 @@ class ConstrainedGPS(KnownModelSearch):
             policy.load_parameters(best)
 
     def compared_policy_cost(self) -> float:
-        """policy_cost with config.policy_cost_samples' fixed noise (none: deterministic)."""
-        return self.policy_cost(self.cost_noise)
+        """policy_cost with config.policy_cost_samples' fixed noise (none: deterministic), kept for
+        π's current weights and σ: the trajectory step leaves π alone, so the guard's cost before a
+        policy step is the one measured after the last."""
+        params = np.concatenate([self.policy.mean_weights(), self.policy.log_std.detach().numpy()])
+        if self._compared_cost is None or not np.array_equal(params, self._compared_cost[0]):
+            self._compared_cost = (params, self.policy_cost(self.cost_noise))
+        return self._compared_cost[1]
 
     def _initial_policy_fits(self, trajs: list[TrajectoryDistribution]) -> Iterator[None]:
         """Line 1's fit to q_i's marginals trajs, or with a demonstrator to its actions at their

@@ -209,14 +209,11 @@ def test_policy_step_tolerance_undoes_a_step_that_raises_the_cost(tolerance, sca
         cgps = Scaling(model, COST, X0, policy, config, T=T, seed=0)
         weights, log_std = policy.mean_weights(), policy.log_std.detach().numpy().copy()
         before = np.mean([policy_cost(model, policy, x, T) for x in X0])
-        info = cgps.iteration()
-    after_step = copy.deepcopy(policy)
-    if info.policy_step_accepted:
-        after_step = policy
-    else:
+        stepped_policy = copy.deepcopy(policy)
         with torch.no_grad():
-            after_step.network[-1].weight.mul_(scale)
-    stepped = np.mean([policy_cost(model, after_step, x, T) for x in X0])
+            stepped_policy.network[-1].weight.mul_(scale)
+        stepped = np.mean([policy_cost(model, stepped_policy, x, T) for x in X0])
+        info = cgps.iteration()
     assert stepped > (1.0 + 1e-3) * before
     expected = tolerance is None or stepped <= (1.0 + tolerance) * before
     # The cases this pins: within 5 % (×1.1) and beyond it (×0.5).
@@ -253,7 +250,7 @@ def test_policy_step_tolerance_is_relative_to_the_cost_magnitude(before, after, 
 def test_compared_policy_cost_is_the_stochastic_policys_cost_under_fixed_noise():
     """policy_cost_samples n: the cost the selection and the guard compare is the mean summed cost of
     n rollouts of the stochastic π from each x_i, the same noise draws every time (recomputed here
-    step by step); with 0 it is the deterministic rollouts' cost."""
+    step by step), also after π changes; with 0 it is the deterministic rollouts' cost."""
     model, n = Pendulum(), 3
     with torch_threads(1):
         policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
@@ -265,8 +262,18 @@ def test_compared_policy_cost_is_the_stochastic_policys_cost_under_fixed_noise()
         assert cgps.compared_policy_cost() == cgps.compared_policy_cost()
         deterministic = np.mean([policy_cost(model, policy, x, T) for x in X0])
         assert abs(expected - deterministic) > 1e-3 * deterministic
-        cgps.cost_noise = None
-        assert cgps.compared_policy_cost() == pytest.approx(deterministic, rel=1e-9)
+        # A change of π's weights or σ is measured anew, not answered from the last measurement.
+        with torch.no_grad():
+            policy.network[-1].weight.mul_(0.5)
+            policy.log_std.add_(0.1)
+        changed = np.mean([policy_cost(model, policy, X0[r // n], T, noise[r]) for r in range(len(noise))])
+        assert abs(changed - expected) > 1e-3 * expected
+        assert cgps.compared_policy_cost() == pytest.approx(changed, rel=1e-9)
+        policy = SoftplusPolicy(2, 1, hidden=5, init_std=1.0, seed=0)
+        without = ConstrainedGPS(model, COST, X0, policy, CONFIG, T=T, seed=0)
+        deterministic = np.mean([policy_cost(model, policy, x, T) for x in X0])
+        assert without.cost_noise is None
+        assert without.compared_policy_cost() == pytest.approx(deterministic, rel=1e-9)
         with pytest.raises(ValueError, match="noise: expected a positive multiple of 2"):
             cgps.policy_cost(np.zeros((3, T, 1)))
 
